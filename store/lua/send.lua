@@ -1,0 +1,92 @@
+-- send: ARGV[5] peer, [6] conn, [7] seq, [8] kind, [9] to ('' for the only other member),
+-- [10] body, [11] held offer due (ms), [12] max held candidates, [13] max backlog.
+-- Returns status, next, held (0/1), held expiry (ms). Status is "ok", "dup", "gap",
+-- "not_member" or a rejection code; a rejection consumes the seq and changes nothing else.
+local peer, conn, seq, kind, to, body = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9], ARGV[10]
+local heldDue, maxCandidates, maxBacklog = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+
+local list = members()
+if not contains(list, peer) or get(mf(peer, 'conn')) ~= conn then
+  return reply('not_member', 0, 0, 0)
+end
+local nextSeq = num(mf(peer, 'next'))
+if seq < nextSeq then return reply('dup', nextSeq, 0, 0) end
+if seq > nextSeq then return reply('gap', nextSeq, 0, 0) end
+redis.call('HSET', K, mf(peer, 'next'), seq + 1)
+
+local others = {}
+for _, p in ipairs(list) do
+  if p ~= peer then others[#others + 1] = p end
+end
+
+local function apply()
+  if kind == 'skip' then return 'ok' end
+  if kind == 'leave' then
+    removeMember(peer, 'left')
+    return 'ok'
+  end
+  if kind == 'hangup' then
+    for _, p in ipairs(others) do
+      if backlogFull(p, maxBacklog) then return 'backlog_full' end
+    end
+    local entry = 'hangup\n{"from":"' .. peer .. '"}'
+    for _, p in ipairs(others) do queue(p, entry) end
+    for _, p in ipairs(list) do redis.call('HDEL', K, mf(p, 'offer')) end
+    if get('h:from') == peer then dropHeld() end
+    return 'ok'
+  end
+
+  local target
+  if to ~= '' then
+    if not contains(others, to) then return 'no_peer' end
+    target = to
+  elseif #others == 1 then
+    target = others[1]
+  elseif #others > 1 then
+    return 'target_required'
+  end
+
+  if kind == 'offer' then
+    if not target then
+      dropHeld()
+      local gen = redis.call('HINCRBY', K, 'h:gen', 1)
+      redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue)
+      redis.call('HSET', K, mf(peer, 'offer'), 1)
+      tadd[#tadd + 1] = 'H|' .. ROOM .. '|' .. gen
+      tadd[#tadd + 1] = heldDue
+      return 'held'
+    end
+    if backlogFull(target, maxBacklog) then return 'backlog_full' end
+    queue(target, 'offer\n' .. body)
+    redis.call('HSET', K, mf(peer, 'offer'), 1)
+    return 'ok'
+  end
+
+  if kind == 'answer' then
+    if not target or get(mf(target, 'offer')) ~= '1' then return 'no_offer' end
+    if backlogFull(target, maxBacklog) then return 'backlog_full' end
+    redis.call('HDEL', K, mf(target, 'offer'))
+    queue(target, 'answer\n' .. body)
+    return 'ok'
+  end
+
+  if kind == 'candidate' then
+    if not target then
+      if get('h:from') ~= peer then return 'no_offer' end
+      local n = num('h:n')
+      if n - 1 >= maxCandidates then return 'too_many_candidates' end
+      redis.call('HSET', K, 'h:' .. (n + 1), 'candidate\n' .. body, 'h:n', n + 1)
+      return 'held'
+    end
+    if backlogFull(target, maxBacklog) then return 'backlog_full' end
+    queue(target, 'candidate\n' .. body)
+    return 'ok'
+  end
+  return 'bad_kind'
+end
+
+local status = apply()
+if status == 'held' then
+  return finish('ok', seq + 1, 1, num('h:exp'))
+end
+return finish(status, seq + 1, 0, 0)

@@ -1,0 +1,524 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a Store in Redis, shared by every instance. It works with a single server, a Sentinel
+// set and a Cluster: each room script touches one room hash only (one slot), and the timers ZSET
+// is changed with separate commands after it.
+//
+// Layout, all under Options.Prefix:
+//
+//	RoomKey          hash: all state of one room (fields below), TTL Options.RoomTTL
+//	TimersKey        ZSET: due times (ms) of member leases and held offers, TTL Options.RoomTTL
+//	InstanceChannel  pub/sub: deliveries for the members connected to one instance
+//
+// Fields of the room hash (peer ids, nonces and room ids match idPattern, so the ':' and '|'
+// separators below are unambiguous):
+//
+//	peers            member ids in join order, separated by spaces
+//	m:<peer>:role    "caller" or "answerer"
+//	m:<peer>:tok     resume token
+//	m:<peer>:inst    instance it is connected to (absent while away)
+//	m:<peer>:conn    connection that owns it (absent while away)
+//	m:<peer>:gen     lease generation: 1 at join, +1 on every takeover
+//	m:<peer>:next    next client seq Send expects
+//	m:<peer>:last    last server seq assigned to it
+//	m:<peer>:ack     last server seq it acknowledged
+//	m:<peer>:offer   "1" while an offer from it is outstanding
+//	m:<peer>:nonce   its join nonce, if any
+//	m:<peer>:away    resume deadline (ms) while disconnected
+//	q:<peer>:<seq>   queued message "<event>\n<body>", for ack < seq <= last
+//	n:<nonce>        the member that joined with this nonce
+//	h:from           sender of the held offer
+//	h:n              held entries: the offer and its candidates
+//	h:<i>            held entry i (1 is the offer), "<event>\n<body>"
+//	h:exp            held offer expiry (ms)
+//	h:gen            held offer generation, names its timer; outlives the held offer
+type Redis struct {
+	client redis.UniversalClient
+	opts   Options
+	log    *slog.Logger
+}
+
+var _ Store = (*Redis)(nil)
+
+// RoomKey is the hash holding all state of a room. The hash tag puts each room in one Cluster
+// slot, so a room script is atomic on any deployment.
+func RoomKey(prefix, room string) string { return prefix + "room:{" + room + "}" }
+
+// TimersKey is the ZSET of due times (ms) of leases ("L|<room>|<peer>|<gen>") and held offers
+// ("H|<room>|<gen>"). An entry whose gen is no longer current fires as a no-op.
+func TimersKey(prefix string) string { return prefix + "timers" }
+
+// InstanceChannel is the pub/sub channel of one instance. Each payload is one delivery:
+// "<room>\n<peer>\n<seq>\n<event>\n<body>" (the body is last, so it may hold anything).
+func InstanceChannel(prefix, instance string) string { return prefix + "inst:" + instance }
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+func luaSource(name string) string {
+	b, err := luaFiles.ReadFile("lua/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// roomScript is a room script with the shared helpers in front.
+func roomScript(name string) *redis.Script {
+	return redis.NewScript(luaSource("common.lua") + "\n" + luaSource(name))
+}
+
+var (
+	scriptJoin       = roomScript("join.lua")
+	scriptResume     = roomScript("resume.lua")
+	scriptSend       = roomScript("send.lua")
+	scriptAck        = roomScript("ack.lua")
+	scriptPending    = roomScript("pending.lua")
+	scriptDisconnect = roomScript("disconnect.lua")
+	scriptFire       = roomScript("fire.lua")
+	scriptClaim      = redis.NewScript(luaSource("claim.lua"))
+)
+
+// NewRedis returns a store on client. Close closes the client.
+func NewRedis(client redis.UniversalClient, opts Options) *Redis {
+	return &Redis{client: client, opts: opts.WithDefaults(), log: slog.Default()}
+}
+
+// SetLogger sets where Listen reports connection trouble (default slog.Default()).
+// Call it before Listen.
+func (r *Redis) SetLogger(l *slog.Logger) { r.log = l }
+
+// scriptErrors maps the codes the scripts return to the contract's errors.
+var scriptErrors = map[string]error{
+	"room_full":           ErrRoomFull,
+	"role":                ErrRole,
+	"resume":              ErrResume,
+	"not_member":          ErrNotMember,
+	"no_peer":             ErrNoPeer,
+	"target_required":     ErrTargetRequired,
+	"no_offer":            ErrNoOffer,
+	"too_many_candidates": ErrTooManyCandidates,
+	"backlog_full":        ErrBacklogFull,
+}
+
+func statusErr(op, status string) error {
+	if status == "ok" {
+		return nil
+	}
+	if err, ok := scriptErrors[status]; ok {
+		return err
+	}
+	return fmt.Errorf("store: %s: unexpected script status %q", op, status)
+}
+
+// fail wraps a Redis error: ctx's own error stays visible, a script bug is reported as such,
+// and anything else means Redis is unavailable.
+func (r *Redis) fail(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("store: %s: %w", op, cerr)
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		if strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script") ||
+			strings.HasPrefix(msg, "WRONGTYPE") {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+}
+
+// run runs a room script and then applies the timer changes it asked for. It returns the
+// script's status and data.
+func (r *Redis) run(ctx context.Context, op string, s *redis.Script, room string, now int64, args ...any) (string, []any, error) {
+	if err := ctxErr(ctx, op); err != nil {
+		return "", nil, err
+	}
+	argv := append([]any{r.opts.Prefix, room, now, r.opts.RoomTTL.Milliseconds()}, args...)
+	res, err := s.Run(ctx, r.client, []string{RoomKey(r.opts.Prefix, room)}, argv...).Slice()
+	if err != nil {
+		return "", nil, r.fail(ctx, op, err)
+	}
+	if len(res) < 3 {
+		return "", nil, fmt.Errorf("store: %s: short script reply %v", op, res)
+	}
+	adds, _ := res[1].([]any)
+	rems, _ := res[2].([]any)
+	if err := r.applyTimers(ctx, adds, rems); err != nil {
+		return "", nil, r.fail(ctx, op, err)
+	}
+	return str(res[0]), res[3:], nil
+}
+
+// applyTimers removes and adds timers in one pipeline; a room script cannot, the ZSET being in
+// another slot. Should this fail after the script succeeded, the worst outcome is a stale entry
+// (a no-op when due) or a missing one (the room TTL still bounds the state).
+func (r *Redis) applyTimers(ctx context.Context, adds, rems []any) error {
+	if len(adds) == 0 && len(rems) == 0 {
+		return nil
+	}
+	key := TimersKey(r.opts.Prefix)
+	pipe := r.client.Pipeline()
+	if len(rems) > 0 {
+		pipe.ZRem(ctx, key, rems...)
+	}
+	if len(adds) > 0 {
+		zs := make([]redis.Z, 0, len(adds)/2)
+		for i := 0; i+1 < len(adds); i += 2 {
+			zs = append(zs, redis.Z{Member: str(adds[i]), Score: float64(num(adds[i+1]))})
+		}
+		pipe.ZAdd(ctx, key, zs...)
+	}
+	pipe.PExpire(ctx, key, r.opts.RoomTTL)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func (r *Redis) leaseDue(now int64) int64 {
+	return now + (r.opts.ResumeWindow + r.opts.LeaseGrace).Milliseconds()
+}
+
+// Join implements Store.
+func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
+	if err := validateJoin(p); err != nil {
+		return Membership{}, err
+	}
+	if err := ctxErr(ctx, "join"); err != nil {
+		return Membership{}, err
+	}
+	now := ms(p.Now)
+	due := r.leaseDue(now)
+	// The new member's lease timer goes in first: should the reply be lost after the script ran,
+	// the member still times out. The script removes it again when the join does not add p.Peer.
+	key := TimersKey(r.opts.Prefix)
+	pipe := r.client.Pipeline()
+	pipe.ZAdd(ctx, key, redis.Z{Member: leaseTimer(p.Room, p.Peer, 1), Score: float64(due)})
+	pipe.PExpire(ctx, key, r.opts.RoomTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Membership{}, r.fail(ctx, "join", err)
+	}
+	status, data, err := r.run(ctx, "join", scriptJoin, p.Room, now,
+		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role)
+	if err != nil {
+		return Membership{}, err
+	}
+	if status == "peer_exists" {
+		return Membership{}, fmt.Errorf("store: join: peer id %q in use", p.Peer)
+	}
+	if err := statusErr("join", status); err != nil {
+		return Membership{}, err
+	}
+	m, err := parseMembership(data)
+	if err != nil {
+		return Membership{}, err
+	}
+	m.Retried = len(data) > 1 && num(data[1]) == 1
+	return m, nil
+}
+
+// Resume implements Store.
+func (r *Redis) Resume(ctx context.Context, p ResumeParams) (Membership, error) {
+	if err := validateResume(p); err != nil {
+		return Membership{}, err
+	}
+	now := ms(p.Now)
+	status, data, err := r.run(ctx, "resume", scriptResume, p.Room, now,
+		p.Peer, p.Token, p.Instance, p.Conn, r.leaseDue(now))
+	if err != nil {
+		return Membership{}, err
+	}
+	if err := statusErr("resume", status); err != nil {
+		return Membership{}, err
+	}
+	m, err := parseMembership(data)
+	m.Token = ""
+	return m, err
+}
+
+func parseMembership(data []any) (Membership, error) {
+	if len(data) == 0 {
+		return Membership{}, errors.New("store: empty membership reply")
+	}
+	f, ok := data[0].([]any)
+	if !ok || len(f) < 8 {
+		return Membership{}, fmt.Errorf("store: bad membership reply %v", data[0])
+	}
+	m := Membership{
+		Peer: str(f[0]), Token: str(f[1]), Role: str(f[2]),
+		Gen: num(f[3]), Next: num(f[4]), Acked: num(f[5]), Last: num(f[6]),
+	}
+	others, _ := f[7].([]any)
+	m.Peers = make([]Member, 0, len(others)/2)
+	for i := 0; i+1 < len(others); i += 2 {
+		m.Peers = append(m.Peers, Member{Peer: str(others[i]), Role: str(others[i+1])})
+	}
+	return m, nil
+}
+
+// Send implements Store. A relayed message costs one round trip: the script queues and publishes.
+func (r *Redis) Send(ctx context.Context, p SendParams) (SendResult, error) {
+	if err := validateSend(p); err != nil {
+		return SendResult{}, err
+	}
+	now := ms(p.Now)
+	status, data, err := r.run(ctx, "send", scriptSend, p.Room, now, r.sendArgs(p)...)
+	if err != nil {
+		return SendResult{}, err
+	}
+	return parseSend(status, data)
+}
+
+func (r *Redis) sendArgs(p SendParams) []any {
+	now := ms(p.Now)
+	return []any{p.Peer, p.Conn, p.Seq, string(p.Kind), p.To, p.Body,
+		now + r.opts.HeldTTL.Milliseconds(), r.opts.MaxHeldCandidates, r.opts.MaxBacklog}
+}
+
+func parseSend(status string, data []any) (SendResult, error) {
+	if len(data) < 3 {
+		return SendResult{}, fmt.Errorf("store: send: short reply %v", data)
+	}
+	res := SendResult{Next: num(data[0])}
+	switch status {
+	case "not_member":
+		return SendResult{}, ErrNotMember
+	case "dup":
+		res.Duplicate = true
+		return res, nil
+	case "gap":
+		res.Gap = true
+		return res, nil
+	}
+	if num(data[1]) == 1 {
+		res.Held, res.HeldExpires = true, time.UnixMilli(num(data[2]))
+	}
+	return res, statusErr("send", status)
+}
+
+// SendBatch applies consecutive messages of one member in one round trip: the scripts run in
+// order in one pipeline, each atomic, exactly as the same Sends one after another would.
+func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, []error) {
+	res := make([]SendResult, len(ps))
+	errs := make([]error, len(ps))
+	for _, p := range ps {
+		if validateSend(p) != nil {
+			for i, p := range ps {
+				res[i], errs[i] = r.Send(ctx, p)
+			}
+			return res, errs
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(ps))
+		for i, p := range ps {
+			now := ms(p.Now)
+			argv := append([]any{r.opts.Prefix, p.Room, now, r.opts.RoomTTL.Milliseconds()}, r.sendArgs(p)...)
+			cmds[i] = scriptSend.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, p.Room)}, argv...)
+		}
+		_, _ = pipe.Exec(ctx)
+		if attempt == 0 && cmds[0].Err() != nil && strings.HasPrefix(cmds[0].Err().Error(), "NOSCRIPT") {
+			if err := scriptSend.Load(ctx, r.client).Err(); err != nil {
+				break
+			}
+			continue // nothing was applied: every script of the pipeline failed the same way
+		}
+		var adds, rems []any
+		for i, c := range cmds {
+			v, err := c.Slice()
+			if err != nil {
+				errs[i] = r.fail(ctx, "send", err)
+				continue
+			}
+			if len(v) < 3 {
+				errs[i] = fmt.Errorf("store: send: short script reply %v", v)
+				continue
+			}
+			a, _ := v[1].([]any)
+			rm, _ := v[2].([]any)
+			adds, rems = append(adds, a...), append(rems, rm...)
+			res[i], errs[i] = parseSend(str(v[0]), v[3:])
+		}
+		if err := r.applyTimers(ctx, adds, rems); err != nil {
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = r.fail(ctx, "send", err)
+				}
+			}
+		}
+		return res, errs
+	}
+	for i, p := range ps {
+		res[i], errs[i] = r.Send(ctx, p)
+	}
+	return res, errs
+}
+
+// Ack implements Store. An unknown member gets ErrNotMember.
+func (r *Redis) Ack(ctx context.Context, room, peer string, seq int64) error {
+	status, _, err := r.run(ctx, "ack", scriptAck, room, 0, peer, seq)
+	if err != nil {
+		return err
+	}
+	return statusErr("ack", status)
+}
+
+// Pending implements Store.
+func (r *Redis) Pending(ctx context.Context, room, peer string, after int64) ([]Message, error) {
+	status, data, err := r.run(ctx, "pending", scriptPending, room, 0, peer, after)
+	if err != nil {
+		return nil, err
+	}
+	if err := statusErr("pending", status); err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, nil
+	}
+	flat, _ := data[0].([]any)
+	var out []Message
+	for i := 0; i+1 < len(flat); i += 2 {
+		event, body, _ := strings.Cut(str(flat[i+1]), "\n")
+		out = append(out, Message{Seq: num(flat[i]), Event: event, Body: []byte(body)})
+	}
+	return out, nil
+}
+
+// Disconnect implements Store.
+func (r *Redis) Disconnect(ctx context.Context, room, peer, conn string, now time.Time) error {
+	if err := checkNonEmpty("disconnect", "conn", conn); err != nil {
+		return err
+	}
+	t := ms(now)
+	status, _, err := r.run(ctx, "disconnect", scriptDisconnect, room, t,
+		peer, conn, t+r.opts.ResumeWindow.Milliseconds())
+	if err != nil {
+		return err
+	}
+	return statusErr("disconnect", status)
+}
+
+// Renew implements Store: one ZADD XX for all leases (a lease that already fired stays gone)
+// and a TTL refresh of each room, pipelined.
+func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error {
+	if err := ctxErr(ctx, "renew"); err != nil {
+		return err
+	}
+	if len(leases) == 0 {
+		return nil
+	}
+	due := float64(r.leaseDue(ms(now)))
+	zs := make([]redis.Z, 0, len(leases))
+	rooms := make(map[string]bool)
+	key := TimersKey(r.opts.Prefix)
+	pipe := r.client.Pipeline()
+	for _, l := range leases {
+		zs = append(zs, redis.Z{Member: leaseTimer(l.Room, l.Peer, l.Gen), Score: due})
+		if !rooms[l.Room] {
+			rooms[l.Room] = true
+			pipe.PExpire(ctx, RoomKey(r.opts.Prefix, l.Room), r.opts.RoomTTL)
+		}
+	}
+	pipe.ZAddXX(ctx, key, zs...)
+	pipe.PExpire(ctx, key, r.opts.RoomTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return r.fail(ctx, "renew", err)
+	}
+	return nil
+}
+
+// Sweep implements Store. Each due timer is claimed first (removed only while still due), so
+// of several sweepers exactly one fires it; the fire script checks the gen, so a stale timer
+// changes nothing.
+func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
+	if err := ctxErr(ctx, "sweep"); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, nil
+	}
+	t := ms(now)
+	key := TimersKey(r.opts.Prefix)
+	names, err := r.client.ZRangeByScore(ctx, key, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(t, 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return 0, r.fail(ctx, "sweep", err)
+	}
+	fired := 0
+	for _, name := range names {
+		claimed, err := scriptClaim.Run(ctx, r.client, []string{key}, name, t).Int()
+		if err != nil {
+			return fired, r.fail(ctx, "sweep", err)
+		}
+		tm, ok := parseTimer(name)
+		if claimed == 0 || !ok {
+			continue
+		}
+		status, _, err := r.run(ctx, "sweep", scriptFire, tm.room, t, string(tm.kind), tm.peer, tm.gen)
+		if err != nil {
+			r.unclaim(ctx, name, t)
+			return fired, err
+		}
+		if status == "ok" {
+			fired++
+		}
+	}
+	return fired, nil
+}
+
+// unclaim puts back a claimed timer whose fire script may not have run, so a later sweep fires
+// it; if it did run, the timer is stale by then and does nothing.
+func (r *Redis) unclaim(ctx context.Context, name string, due int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	r.client.ZAddNX(ctx, TimersKey(r.opts.Prefix), redis.Z{Member: name, Score: float64(due)})
+}
+
+// Ping implements Store.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := ctxErr(ctx, "ping"); err != nil {
+		return err
+	}
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return r.fail(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (r *Redis) Close() error { return r.client.Close() }
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}
+
+func num(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,242 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rtc/switchboard/store"
+	"github.com/switchboard-rtc/switchboard/store/storetest"
+)
+
+func redisAddr() string { return storetest.RedisAddr() }
+
+func newRedisClient(t *testing.T, addr string) *redis.Client { return storetest.RedisClient(t, addr) }
+
+func newRedisStore(t *testing.T, opts store.Options) (*store.Redis, *redis.Client, string) {
+	return storetest.Redis(t, opts)
+}
+
+func TestRedis(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, opts store.Options) store.Store {
+		s, _, _ := newRedisStore(t, opts)
+		return s
+	})
+}
+
+func TestRedisKeysHaveTTL(t *testing.T) {
+	s, c, prefix := newRedisStore(t, store.Options{RoomTTL: time.Hour})
+	ctx := context.Background()
+	if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "alice", Token: "t", Instance: "i1", Conn: "c", Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{store.RoomKey(prefix, "r"), store.TimersKey(prefix)} {
+		if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Errorf("key %s: ttl %v, want (0, 1h]", k, ttl)
+		}
+	}
+}
+
+// TestRedisRelayIsOneRoundTrip checks that relaying a message costs one command.
+func TestRedisRelayIsOneRoundTrip(t *testing.T) {
+	s, c, _ := newRedisStore(t, store.Options{})
+	ctx := context.Background()
+	for _, p := range []string{"alice", "bob"} {
+		if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: p, Token: "t", Instance: "i1", Conn: "c-" + p, Now: storetest.T0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(seq int64) {
+		t.Helper()
+		_, err := s.Send(ctx, store.SendParams{Room: "r", Peer: "alice", Conn: "c-alice", Seq: seq,
+			Kind: store.KindCandidate, Body: []byte(`{"from":"alice","candidate":null}`), Now: storetest.T0})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1) // loads the script if needed
+	var n atomic.Int64
+	c.AddHook(countHook{&n})
+	send(2)
+	if n.Load() != 1 {
+		t.Fatalf("relaying a candidate took %d round trips, want 1", n.Load())
+	}
+}
+
+// TestRedisStaleTimersAreNoOps checks that timers whose gen is no longer current change nothing.
+func TestRedisStaleTimersAreNoOps(t *testing.T) {
+	s, c, prefix := newRedisStore(t, store.Options{})
+	ctx := context.Background()
+	for _, p := range []string{"alice", "bob"} {
+		if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: p, Token: "t", Instance: "i1", Conn: "c-" + p, Now: storetest.T0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Resume(ctx, store.ResumeParams{Room: "r", Peer: "bob", Token: "t", Instance: "i1", Conn: "c2", Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	due := float64(storetest.T0.UnixMilli())
+	err := c.ZAdd(ctx, store.TimersKey(prefix),
+		redis.Z{Member: "L|r|bob|1", Score: due}, redis.Z{Member: "H|r|1", Score: due},
+		redis.Z{Member: "L|gone|alice|1", Score: due}, redis.Z{Member: "garbage", Score: due}).Err()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(ctx, storetest.T0.Add(time.Second), 100)
+	if err != nil || n != 0 {
+		t.Fatalf("sweep of stale timers: fired %d, %v; want 0", n, err)
+	}
+	if left := c.ZCard(ctx, store.TimersKey(prefix)).Val(); left != 2 {
+		t.Fatalf("%d timers left, want the 2 current leases", left)
+	}
+	msgs, err := s.Pending(ctx, "r", "alice", 0)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("alice's queue after stale timers: %v, %v; want only peer-joined", msgs, err)
+	}
+}
+
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	port := freePort(t)
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port, DialTimeout: 200 * time.Millisecond,
+		MaxRetries: -1, DialerRetries: 1})
+	s := store.NewRedis(client, store.Options{Prefix: "sbtest:down:"})
+	ctx := context.Background()
+	_, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "alice", Token: "t", Instance: "i1", Conn: "c", Now: storetest.T0})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("join with Redis down: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("ping with Redis down: %v, want ErrUnavailable", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	up := store.NewRedis(newRedisClient(t, redisAddr()), store.Options{Prefix: "sbtest:closed:"})
+	_ = up.Close()
+	if _, err := up.Sweep(ctx, storetest.T0, 10); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("sweep on a closed client: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRedisListenSurvivesRestart stops and restarts a Redis of its own under a running Listen.
+func TestRedisListenSurvivesRestart(t *testing.T) {
+	port := freePort(t)
+	srv := startRedis(t, port)
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port, DialTimeout: 200 * time.Millisecond})
+	s := store.NewRedis(client, store.Options{Prefix: "sbtest:restart:"})
+	t.Cleanup(func() { _ = s.Close() })
+	logs := &countingHandler{}
+	s.SetLogger(slog.New(logs))
+
+	h := &storetest.Recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Listen(ctx, "i1", h) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Listen returned %v, want context.Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Listen did not return after cancel")
+		}
+	}()
+	storetest.Eventually(t, 5*time.Second, "first Resync", func() bool { return h.Resyncs() == 1 })
+
+	srv.stop()
+	before := logs.warnings()
+	time.Sleep(1500 * time.Millisecond)
+	attempts := logs.warnings() - before
+	t.Logf("%d failed attempts in 1.5s with Redis down", attempts)
+	if attempts == 0 || attempts >= 30 {
+		t.Fatalf("%d failed attempts in 1.5s with Redis down, want between 1 and 29", attempts)
+	}
+
+	startRedis(t, port)
+	storetest.Eventually(t, 8*time.Second, "Resync after the restart", func() bool { return h.Resyncs() >= 2 })
+	for _, p := range []string{"alice", "bob"} {
+		if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: p, Token: "t", Instance: "i1", Conn: "c-" + p, Now: storetest.T0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.Eventually(t, 5*time.Second, "delivery after the restart", func() bool {
+		return len(h.Lines()) == 1 && h.Lines()[0] == `r/alice 1 peer-joined {"peer":"bob","role":"answerer"}`
+	})
+}
+
+type redisProc struct {
+	cmd  *exec.Cmd
+	once sync.Once
+}
+
+func (p *redisProc) stop() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	})
+}
+
+// startRedis runs a throwaway redis-server on port until the test ends.
+func startRedis(t *testing.T, port string) *redisProc {
+	t.Helper()
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	p := &redisProc{cmd: cmd}
+	t.Cleanup(p.stop)
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port, DialerRetries: 1})
+	defer c.Close()
+	storetest.Eventually(t, 5*time.Second, "redis-server on port "+port, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return c.Ping(ctx).Err() == nil
+	})
+	return p
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// countingHandler is a slog.Handler counting warnings.
+type countingHandler struct{ n atomic.Int64 }
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+func (h *countingHandler) warnings() int64                    { return h.n.Load() }
