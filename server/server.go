@@ -1,0 +1,126 @@
+// Package server is a Switchboard instance: the Socket.IO endpoint running the signaling
+// protocol (package signaling) on a store, and the HTTP endpoints beside it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/v2/socket"
+
+	"github.com/switchboard-rtc/switchboard/client"
+	"github.com/switchboard-rtc/switchboard/server/signaling"
+	"github.com/switchboard-rtc/switchboard/store"
+)
+
+// Server is one instance. Create it with New, serve Handler, run Run, end with Close.
+type Server struct {
+	cfg  Config
+	st   store.Store
+	hub  *signaling.Hub
+	io   *socket.Server
+	work *inflight // event handlers in progress
+	mux  *http.ServeMux
+	log  *slog.Logger
+
+	ctx       context.Context // ends when Close is called; bounds event handling
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+}
+
+// New returns an instance on st.
+func New(cfg Config, st store.Store, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("instance", cfg.InstanceID)
+	if cfg.AuthSecret == "" {
+		log.Warn("no SWITCHBOARD_AUTH_SECRET: running open, any client may join any room (development only)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, st: st, log: log, ctx: ctx, cancel: cancel}
+	met := newMetrics()
+	hc := cfg.hubConfig()
+	hc.Metrics = met
+	s.hub = signaling.NewHub(hc, st, log)
+	met.watch(s.hub)
+	s.work = newInflight()
+	s.io = newSocketIO(ctx, cfg, s.hub, s.work, log)
+	s.mux = http.NewServeMux()
+	s.mux.Handle("/socket.io/", releaseAfterHijack(s.io.ServeHandler(nil)))
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", met.handler())
+	client.Mount(s.mux) // the browser client and the demo page
+	return s, nil
+}
+
+// Handler serves /socket.io/, /healthz, /readyz, /metrics, and the browser client and demo page
+// (package client).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mux lets the caller add routes beside the server's.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// Run does the background work (deliveries, resends, expiry, leases) until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	return s.hub.Run(ctx)
+}
+
+// Close disconnects every client (they reconnect and resume elsewhere; their memberships stay
+// in the store), waits for the events being handled, and stops. It does not close the store.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		done := make(chan struct{})
+		s.io.Close(func(error) { close(done) })
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			s.log.Warn("socket.io close timed out")
+		}
+		if !s.work.drain(closeTimeout) {
+			s.log.Warn("event handlers still running at close")
+		}
+		s.cancel()
+	})
+}
+
+// closeTimeout bounds each step of Close.
+const closeTimeout = 5 * time.Second
+
+// Clients returns the number of connected clients.
+func (s *Server) Clients() int { return s.hub.Clients() }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz reports whether the store answers: a load balancer takes an instance whose Redis is
+// unreachable out of rotation.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.st.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "store unreachable: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func signalingID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

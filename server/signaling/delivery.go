@@ -1,0 +1,208 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/store"
+)
+
+// Delivery: the store queues every server→client message and publishes it to the instance the
+// recipient is connected to. The hub emits what is published at once, and reads the queue
+// again (flush) whenever something may have been missed: a gap in seq, a resubscription,
+// an unacknowledged message older than the resend interval, a join or a resume.
+
+var _ store.Handler = (*Hub)(nil)
+
+// Deliver emits a published message to its recipient if it is connected here.
+func (h *Hub) Deliver(d store.Delivery) {
+	if d.Event == store.EventExpired {
+		h.cfg.Metrics.Expired()
+	}
+	h.mu.Lock()
+	m := h.members[memberKey{d.Room, d.Peer}]
+	h.mu.Unlock()
+	if m != nil {
+		m.emit(d.Message, h.now())
+	}
+}
+
+// Resync marks every local membership for a read of its queue: deliveries may have been missed.
+func (h *Hub) Resync() {
+	for _, m := range h.snapshot() {
+		m.markStale()
+	}
+}
+
+func (h *Hub) snapshot() []*membership {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ms := make([]*membership, 0, len(h.members))
+	for _, m := range h.members {
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// flush emits every unacknowledged message of m from the store.
+func (h *Hub) flush(ctx context.Context, m *membership) {
+	m.outMu.Lock()
+	after := m.ackedSeq
+	m.outMu.Unlock()
+	h.flushAfter(ctx, m, after)
+}
+
+func (h *Hub) flushAfter(ctx context.Context, m *membership, after int64) {
+	msgs, err := h.st.Pending(ctx, m.room, m.peer, after)
+	if errors.Is(err, store.ErrNotMember) {
+		h.drop(m)
+		return
+	}
+	if err != nil {
+		m.markStale()
+		h.cfg.Metrics.StoreError("pending")
+		h.log.Warn("read queue failed", "room", m.room, "peer", m.peer, "err", err)
+		return
+	}
+	now := h.now()
+	if len(msgs) == 0 {
+		// Everything sent was acknowledged, possibly through another connection.
+		m.outMu.Lock()
+		if m.sent > m.ackedSeq {
+			m.ackedSeq = m.sent
+		}
+		m.outMu.Unlock()
+		return
+	}
+	for _, msg := range msgs {
+		m.emit(msg, now)
+	}
+}
+
+// Run does the hub's background work until ctx is done: receiving deliveries, resending,
+// firing due timers and renewing leases. It returns when all of it has stopped.
+func (h *Hub) Run(ctx context.Context) error {
+	done := make(chan struct{}, 4)
+	loops := []func(context.Context){h.listenLoop, h.resendLoop, h.sweepLoop, h.renewLoop}
+	for _, loop := range loops {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			loop(ctx)
+		}()
+	}
+	for range loops {
+		<-done
+	}
+	return ctx.Err()
+}
+
+func (h *Hub) listenLoop(ctx context.Context) {
+	backoff := 50 * time.Millisecond
+	for {
+		start := time.Now()
+		err := h.st.Listen(ctx, h.cfg.Instance, h)
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("listen stopped; retrying", "err", err, "in", backoff)
+		h.cfg.Metrics.StoreError("listen")
+		if time.Since(start) > 10*time.Second {
+			backoff = 50 * time.Millisecond
+		}
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (h *Hub) resendLoop(ctx context.Context) {
+	tick := time.NewTicker(max(h.cfg.ResendInterval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := h.now()
+		for _, m := range h.snapshot() {
+			after, ok := m.needsResend(now, h.cfg.ResendInterval)
+			if !ok {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+			h.flushAfter(cctx, m, after)
+			cancel()
+		}
+	}
+}
+
+// sweepBatch bounds the timers fired by one store call.
+const sweepBatch = 100
+
+func (h *Hub) sweepLoop(ctx context.Context) {
+	tick := time.NewTicker(h.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for {
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+			n, err := h.st.Sweep(cctx, h.now(), sweepBatch)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					h.log.Warn("sweep failed", "err", err)
+					h.cfg.Metrics.StoreError("sweep")
+				}
+				break
+			}
+			if n < sweepBatch {
+				break
+			}
+		}
+	}
+}
+
+func (h *Hub) renewLoop(ctx context.Context) {
+	tick := time.NewTicker(h.cfg.RenewInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		h.mu.Lock()
+		leases := make([]store.Lease, 0, len(h.members))
+		for k, m := range h.members {
+			leases = append(leases, store.Lease{Room: k.room, Peer: k.peer, Gen: m.gen})
+		}
+		h.mu.Unlock()
+		if len(leases) == 0 {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+		if err := h.st.Renew(cctx, leases, h.now()); err != nil && ctx.Err() == nil {
+			h.log.Warn("renew failed", "members", len(leases), "err", err)
+			h.cfg.Metrics.StoreError("renew")
+		}
+		cancel()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

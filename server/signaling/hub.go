@@ -1,0 +1,678 @@
+// Package signaling is Switchboard's protocol and room logic: it turns client events into store
+// operations and store deliveries into client events. It knows nothing of Socket.IO: a transport
+// hands it connections (Conn) and decoded payloads, so it is testable without sockets.
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-rtc/switchboard/store"
+)
+
+// Conn is one client connection as the transport gives it.
+type Conn interface {
+	// ID is unique among the connections of all instances.
+	ID() string
+	// Emit sends one event to the client. It must not block; a lost emit is resent later.
+	Emit(event string, payload json.RawMessage)
+}
+
+// ICEServer is one entry of RTCConfiguration.iceServers.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Config is the hub's part of the server configuration. New fills zero fields with defaults.
+type Config struct {
+	Instance       string        // this instance's id; deliveries are routed by it
+	Limits         Limits        // sizes of SDPs and candidates
+	ResumeWindow   time.Duration // announced to clients; the store enforces it
+	HeldTTL        time.Duration // announced to clients; the store enforces it
+	ResendInterval time.Duration // unacknowledged messages are sent again after this; default 1s
+	ReorderTimeout time.Duration // how long an early message waits for its predecessors; default 5s
+	MaxReorder     int           // early messages that may wait per membership; default 256
+	SweepInterval  time.Duration // how often due timers are fired; default 1s
+	RenewInterval  time.Duration // how often leases of connected members are renewed; default 10s
+	StoreTimeout   time.Duration // bound of one store call; default 5s
+	// ICEServers returns the iceServers of a join or resume reply to peer (TURN credentials are
+	// minted per peer); nil: none.
+	ICEServers func(peer string, now time.Time) []ICEServer
+	Metrics    Metrics // counts and timings; nil: none
+	MaxRooms   int     // memberships one connection may hold; default 4
+	EventRate  float64 // events per second one connection may send (token bucket); 0: unlimited
+	EventBurst int     // bucket size of EventRate; default 2×EventRate
+	// Authorize checks a join's room token and returns the role it allows ("" for either).
+	// Nil: the server runs open, and a join without a room creates one with an unguessable id.
+	Authorize func(token, room string, now time.Time) (role string, err *Error)
+}
+
+// Metrics receives the hub's counts and timings (the server exports them to Prometheus).
+// Methods must be safe for concurrent use and must not block.
+type Metrics interface {
+	Connected()              // a connection was registered
+	Joined(role string)      // a join created a membership (a retried join does not count)
+	Held()                   // an offer was held: its sender is alone in its room
+	HandOff(d time.Duration) // a held offer went to a joining answerer: d from the join arriving to the offer and candidates emitted
+	Expired()                // the store published "expired" (a held offer timed out) to a sender connected here
+	Relayed(event string)    // a sequenced client message (offer, answer, candidate, hangup, leave) was applied
+	Rejected(code Code)      // a client event got an error reply
+	StoreError(op string)    // a store call failed for a reason that is not the client's
+}
+
+// NopMetrics discards everything.
+type NopMetrics struct{}
+
+func (NopMetrics) Connected()            {}
+func (NopMetrics) Joined(string)         {}
+func (NopMetrics) Held()                 {}
+func (NopMetrics) HandOff(time.Duration) {}
+func (NopMetrics) Expired()              {}
+func (NopMetrics) Relayed(string)        {}
+func (NopMetrics) Rejected(Code)         {}
+func (NopMetrics) StoreError(string)     {}
+
+func (c Config) withDefaults() Config {
+	if c.ResendInterval <= 0 {
+		c.ResendInterval = time.Second
+	}
+	if c.ReorderTimeout <= 0 {
+		c.ReorderTimeout = 5 * time.Second
+	}
+	if c.MaxReorder <= 0 {
+		c.MaxReorder = 256
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.RenewInterval <= 0 {
+		c.RenewInterval = 10 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 5 * time.Second
+	}
+	if c.Limits.MaxSDPBytes <= 0 {
+		c.Limits.MaxSDPBytes = 64 << 10
+	}
+	if c.Limits.MaxCandidateBytes <= 0 {
+		c.Limits.MaxCandidateBytes = 2048
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = 4
+	}
+	if c.EventRate > 0 && c.EventBurst <= 0 {
+		c.EventBurst = int(2 * c.EventRate)
+	}
+	if c.ICEServers == nil {
+		c.ICEServers = func(string, time.Time) []ICEServer { return nil }
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	return c
+}
+
+// Hub runs the protocol for the connections of one instance.
+type Hub struct {
+	cfg Config
+	st  store.Store
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	clients map[string]*client // by Conn.ID
+	members map[memberKey]*membership
+}
+
+// client is one connection and its memberships. Fields are guarded by Hub.mu.
+type client struct {
+	conn    Conn
+	rooms   map[string]*membership
+	closed  bool
+	limiter *rate.Limiter // events per second; nil: unlimited
+}
+
+type memberKey struct{ room, peer string }
+
+// NewHub returns a hub on st. Call Run to start its background work.
+func NewHub(cfg Config, st store.Store, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Hub{
+		cfg:     cfg.withDefaults(),
+		st:      st,
+		log:     log,
+		now:     time.Now,
+		clients: make(map[string]*client),
+		members: make(map[memberKey]*membership),
+	}
+}
+
+// Connect registers a new connection.
+func (h *Hub) Connect(c Conn) {
+	h.mu.Lock()
+	cl := &client{conn: c, rooms: make(map[string]*membership)}
+	if h.cfg.EventRate > 0 {
+		cl.limiter = rate.NewLimiter(rate.Limit(h.cfg.EventRate), h.cfg.EventBurst)
+	}
+	h.clients[c.ID()] = cl
+	h.mu.Unlock()
+	h.cfg.Metrics.Connected()
+}
+
+// Disconnect forgets a connection; its memberships stay resumable for the resume window.
+func (h *Hub) Disconnect(c Conn) {
+	h.mu.Lock()
+	cl := h.clients[c.ID()]
+	if cl == nil {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.clients, c.ID())
+	cl.closed = true
+	ms := make([]*membership, 0, len(cl.rooms))
+	for _, m := range cl.rooms {
+		ms = append(ms, m)
+		h.dropLocked(m)
+	}
+	h.mu.Unlock()
+	for _, m := range ms {
+		h.markAway(m, c.ID())
+	}
+}
+
+func (h *Hub) markAway(m *membership, conn string) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
+	defer cancel()
+	if err := h.st.Disconnect(ctx, m.room, m.peer, conn, h.now()); err != nil {
+		h.cfg.Metrics.StoreError("disconnect")
+		// The lease stops being renewed, so the member still times out.
+		h.log.Warn("disconnect not recorded", "room", m.room, "peer", m.peer, "err", err)
+	}
+}
+
+// Clients returns the number of connected clients.
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// Rooms returns the number of rooms with a member connected here, and of those memberships.
+func (h *Hub) Rooms() (rooms, members int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := make(map[string]struct{}, len(h.members))
+	for k := range h.members {
+		seen[k.room] = struct{}{}
+	}
+	return len(seen), len(h.members)
+}
+
+func (h *Hub) iceServers(peer string) []ICEServer {
+	if s := h.cfg.ICEServers(peer, h.now()); s != nil {
+		return s
+	}
+	return []ICEServer{}
+}
+
+// Handle runs one client event and returns its reply. When after is not nil the transport
+// calls it once the reply is on its way (join and resume send queued messages then).
+// It never panics: a bug becomes an "internal" reply.
+func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any) (reply Reply, after func()) {
+	defer func() {
+		if e, ok := reply["error"].(*Error); ok {
+			h.cfg.Metrics.Rejected(e.Code)
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("handler panic", "event", event, "conn", c.ID(), "panic", fmt.Sprint(r))
+			reply, after = errReply(errorf(CodeInternal, "internal error")), nil
+		}
+	}()
+	h.mu.Lock()
+	cl := h.clients[c.ID()]
+	h.mu.Unlock()
+	if cl == nil {
+		return errReply(errorf(CodeNotJoined, "connection is closed")), nil
+	}
+	if cl.limiter != nil && !cl.limiter.Allow() {
+		return errReply(errorf(CodeRateLimited, "more than %g events per second; slow down and retry", h.cfg.EventRate)), nil
+	}
+	switch event {
+	case EvJoin, EvResume, EvOffer, EvAnswer, EvCandidate, EvHangup, EvLeave, EvAck:
+	default:
+		return errReply(errorf(CodeUnknownEvent, "unknown event %q", truncate(event, 64))), nil
+	}
+	f, e := asObject(payload)
+	if e != nil {
+		return errReply(e), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout+h.cfg.ReorderTimeout)
+	defer cancel()
+	switch event {
+	case EvJoin:
+		return h.join(ctx, cl, f)
+	case EvResume:
+		return h.resume(ctx, cl, f)
+	case EvAck:
+		return h.ack(ctx, cl, f), nil
+	default:
+		return h.sequenced(ctx, cl, event, f), nil
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
+	start := time.Now()
+	room, e := f.optStr("room", roomRe)
+	if e != nil {
+		return errReply(e), nil
+	}
+	nonce, e := f.optStr("nonce", nonceRe)
+	if e != nil {
+		return errReply(e), nil
+	}
+	token, e := f.optStr("token", nil)
+	if e != nil {
+		return errReply(e), nil
+	}
+	var role string
+	switch {
+	case h.cfg.Authorize != nil:
+		if room == "" {
+			return errReply(errorf(CodeBadRequest, "room is required")), nil
+		}
+		if role, e = h.cfg.Authorize(token, room, h.now()); e != nil {
+			return errReply(e), nil
+		}
+	case room == "":
+		// An open server names new rooms itself, so nobody can guess one.
+		room, role = newRoomID(), store.RoleCaller
+	}
+	if m := h.membership(cl, room); m != nil && (nonce == "" || nonce != m.nonce) {
+		return errReply(errorf(CodeBadRequest, "this connection is in room %s already", room)), nil
+	}
+	if h.roomCount(cl) >= h.cfg.MaxRooms && h.membership(cl, room) == nil {
+		return errReply(errorf(CodeTooManyRooms, "a connection may be in at most %d rooms", h.cfg.MaxRooms)), nil
+	}
+	ms, err := h.st.Join(ctx, store.JoinParams{
+		Room: room, Peer: newID(8), Token: newToken(), Nonce: nonce, Role: role,
+		Instance: h.cfg.Instance, Conn: cl.conn.ID(), Now: h.now(),
+	})
+	if err != nil {
+		return errReply(h.storeError("join", room, err)), nil
+	}
+	m := h.attach(cl, room, ms, nonce)
+	h.log.Debug("joined", "room", room, "peer", ms.Peer, "role", ms.Role, "retried", ms.Retried)
+	r := h.membershipReply(room, ms)
+	r["token"] = ms.Token
+	flush := h.flushFunc(m)
+	if !ms.Retried {
+		h.cfg.Metrics.Joined(ms.Role)
+		// A new member's queue is empty unless the join handed it a held offer.
+		if flush != nil && ms.Last > 0 {
+			return r, func() { flush(); h.cfg.Metrics.HandOff(time.Since(start)) }
+		}
+	}
+	return r, flush
+}
+
+func (h *Hub) resume(ctx context.Context, cl *client, f fields) (Reply, func()) {
+	room, e := f.str("room", roomRe)
+	if e != nil {
+		return errReply(e), nil
+	}
+	peer, e := f.str("peer", idRe)
+	if e != nil {
+		return errReply(e), nil
+	}
+	token, e := f.str("token", idRe)
+	if e != nil {
+		return errReply(e), nil
+	}
+	if m := h.membership(cl, room); m != nil && m.peer != peer {
+		return errReply(errorf(CodeBadRequest, "this connection is in room %s as another peer", room)), nil
+	}
+	ms, err := h.st.Resume(ctx, store.ResumeParams{
+		Room: room, Peer: peer, Token: token,
+		Instance: h.cfg.Instance, Conn: cl.conn.ID(), Now: h.now(),
+	})
+	if err != nil {
+		return errReply(h.storeError("resume", room, err)), nil
+	}
+	m := h.attach(cl, room, ms, "")
+	h.log.Debug("resumed", "room", room, "peer", peer, "next", ms.Next, "acked", ms.Acked)
+	r := h.membershipReply(room, ms)
+	r["acked"] = ms.Acked
+	return r, h.flushFunc(m)
+}
+
+func (h *Hub) membershipReply(room string, ms store.Membership) Reply {
+	peers := ms.Peers
+	if peers == nil {
+		peers = []store.Member{}
+	}
+	return Reply{
+		"ok":             true,
+		"room":           room,
+		"peer":           ms.Peer,
+		"role":           ms.Role,
+		"peers":          peers,
+		"next":           ms.Next,
+		"resumeWindowMs": h.cfg.ResumeWindow.Milliseconds(),
+		"heldOfferTtlMs": h.cfg.HeldTTL.Milliseconds(),
+		"iceServers":     h.iceServers(ms.Peer),
+	}
+}
+
+// flushFunc returns the post-reply step of join and resume: send what is queued.
+func (h *Hub) flushFunc(m *membership) func() {
+	if m == nil {
+		return nil
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
+		defer cancel()
+		h.flush(ctx, m)
+	}
+}
+
+// attach makes ms this connection's membership of room, taking it from any other local
+// connection that had it. It returns nil when the connection closed meanwhile.
+func (h *Hub) attach(cl *client, room string, ms store.Membership, nonce string) *membership {
+	key := memberKey{room, ms.Peer}
+	h.mu.Lock()
+	if cl.closed {
+		h.mu.Unlock()
+		// The connection went away while the store call ran: leave the member resumable.
+		h.markAway(&membership{room: room, peer: ms.Peer}, cl.conn.ID())
+		return nil
+	}
+	if old := h.members[key]; old != nil {
+		if old.client == cl {
+			old.gen = ms.Gen
+			old.advance(ms.Next)
+			h.mu.Unlock()
+			return old
+		}
+		h.dropLocked(old)
+	}
+	m := newMembership(room, ms.Peer, cl, nonce, ms)
+	cl.rooms[room] = m
+	h.members[key] = m
+	h.mu.Unlock()
+	return m
+}
+
+// dropLocked forgets m locally. h.mu must be held.
+func (h *Hub) dropLocked(m *membership) {
+	if h.members[memberKey{m.room, m.peer}] == m {
+		delete(h.members, memberKey{m.room, m.peer})
+	}
+	if m.client.rooms[m.room] == m {
+		delete(m.client.rooms, m.room)
+	}
+}
+
+func (h *Hub) drop(m *membership) {
+	h.mu.Lock()
+	h.dropLocked(m)
+	h.mu.Unlock()
+}
+
+func (h *Hub) roomCount(cl *client) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(cl.rooms)
+}
+
+func (h *Hub) membership(cl *client, room string) *membership {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return cl.rooms[room]
+}
+
+func (h *Hub) ack(ctx context.Context, cl *client, f fields) Reply {
+	room, e := f.str("room", roomRe)
+	if e != nil {
+		return errReply(e)
+	}
+	seq, e := f.seq("seq")
+	if e != nil {
+		return errReply(e)
+	}
+	m := h.membership(cl, room)
+	if m == nil {
+		return errReply(errorf(CodeNotJoined, "not in room %s", room))
+	}
+	if err := h.st.Ack(ctx, room, m.peer, seq); err != nil {
+		return errReply(h.storeError("ack", room, err))
+	}
+	m.acked(seq)
+	return okReply()
+}
+
+// sequenced applies offer, answer, candidate, hangup and leave: once each, in client seq order.
+func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields) Reply {
+	env, e := decodeEnvelope(f)
+	if e != nil {
+		return errReply(e)
+	}
+	m := h.membership(cl, env.Room)
+	if m == nil {
+		return errReply(errorf(CodeNotJoined, "not in room %s", env.Room))
+	}
+	p := store.SendParams{Room: env.Room, Peer: m.peer, Conn: cl.conn.ID(), Seq: env.Seq, Now: h.now()}
+	verr := h.decodeMessage(event, f, m.peer, &p)
+	if verr != nil {
+		p.Kind, p.Body, p.To = store.KindSkip, nil, ""
+	}
+	it := &batchItem{p: p, done: make(chan struct{})}
+	switch m.turnBatch(ctx, it, h.cfg.ReorderTimeout, h.cfg.MaxReorder) {
+	case turnDuplicate:
+		return Reply{"ok": true, "seq": env.Seq, "duplicate": true}
+	case turnTimeout:
+		return errReply(errorf(CodeOutOfOrder, "seq %d: earlier messages did not arrive in time", env.Seq))
+	case turnCanceled:
+		return errReply(errorf(CodeUnavailable, "seq %d: gave up waiting", env.Seq))
+	case turnGo:
+		// This goroutine holds the turn: it sends its message and every later one already
+		// waiting, in order, in one store call, then hands the results out. The turn and the
+		// waiters are released even if the store call panics.
+		batch := m.collect(it)
+		next := env.Seq
+		for _, b := range batch {
+			b.err = errNotSent
+		}
+		func() {
+			defer func() {
+				for _, b := range batch[1:] {
+					close(b.done)
+				}
+				m.done(next)
+			}()
+			h.sendBatch(ctx, batch)
+			for _, b := range batch {
+				if b.err == nil {
+					next = b.res.Next
+				} else if isRejection(b.err) {
+					next = b.p.Seq + 1
+				} else {
+					break
+				}
+			}
+		}()
+	}
+	res, err := it.res, it.err
+	switch {
+	case err == nil:
+	case isRejection(err):
+		return errReply(h.storeError(event, env.Room, err))
+	case errors.Is(err, store.ErrNotMember):
+		h.drop(m)
+		return errReply(h.storeError(event, env.Room, err))
+	default:
+		return errReply(h.storeError(event, env.Room, err))
+	}
+	if res.Duplicate {
+		return Reply{"ok": true, "seq": env.Seq, "duplicate": true}
+	}
+	if res.Gap {
+		return errReply(errorf(CodeOutOfOrder, "seq %d: the server expects %d first", env.Seq, res.Next))
+	}
+	if verr != nil {
+		return errReply(verr)
+	}
+	h.cfg.Metrics.Relayed(event)
+	if res.Held && p.Kind == store.KindOffer {
+		h.cfg.Metrics.Held()
+	}
+	r := Reply{"ok": true, "seq": env.Seq}
+	switch p.Kind {
+	case store.KindOffer, store.KindCandidate:
+		r["held"] = res.Held
+		if res.Held && p.Kind == store.KindOffer {
+			r["expiresInMs"] = res.HeldExpires.Sub(p.Now).Milliseconds()
+		}
+	case store.KindAnswer:
+		r["held"] = false
+	case store.KindLeave:
+		h.drop(m)
+	}
+	return r
+}
+
+// decodeMessage validates a sequenced event into p. A non-nil error rejects the message.
+func (h *Hub) decodeMessage(event string, f fields, from string, p *store.SendParams) *Error {
+	var e *Error
+	switch event {
+	case EvOffer, EvAnswer:
+		p.Kind = store.KindOffer
+		if event == EvAnswer {
+			p.Kind = store.KindAnswer
+		}
+		p.Body, e = decodeSDP(f, from, h.cfg.Limits)
+	case EvCandidate:
+		p.Kind = store.KindCandidate
+		p.Body, e = decodeCandidate(f, from, h.cfg.Limits)
+	case EvHangup:
+		p.Kind = store.KindHangup
+	case EvLeave:
+		p.Kind = store.KindLeave
+	}
+	if e != nil {
+		return e
+	}
+	if p.Kind == store.KindOffer || p.Kind == store.KindAnswer || p.Kind == store.KindCandidate {
+		p.To, e = f.optStr("to", idRe)
+	}
+	return e
+}
+
+func isRejection(err error) bool {
+	for _, r := range []error{store.ErrNoPeer, store.ErrTargetRequired, store.ErrNoOffer, store.ErrTooManyCandidates, store.ErrBacklogFull} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// storeError maps a store error to a client error, logging what is not the client's doing.
+func (h *Hub) storeError(op, room string, err error) *Error {
+	var code Code
+	switch {
+	case errors.Is(err, store.ErrRoomFull):
+		code = CodeRoomFull
+	case errors.Is(err, store.ErrRole):
+		code = CodeForbidden
+	case errors.Is(err, store.ErrResume):
+		code = CodeResumeFailed
+	case errors.Is(err, store.ErrNotMember):
+		code = CodeNotJoined
+	case errors.Is(err, store.ErrNoPeer):
+		code = CodeNoPeer
+	case errors.Is(err, store.ErrTargetRequired):
+		code = CodeTargetRequired
+	case errors.Is(err, store.ErrNoOffer):
+		code = CodeNoOffer
+	case errors.Is(err, store.ErrTooManyCandidates):
+		code = CodeTooManyCandidates
+	case errors.Is(err, store.ErrBacklogFull):
+		code = CodeBacklogFull
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		h.log.Warn("store unavailable", "op", op, "room", room, "err", err)
+		h.cfg.Metrics.StoreError(op)
+		return errorf(CodeUnavailable, "the store cannot be reached; try again")
+	default:
+		h.log.Error("store failed", "op", op, "room", room, "err", err)
+		h.cfg.Metrics.StoreError(op)
+		return errorf(CodeInternal, "internal error")
+	}
+	return &Error{Code: code, Message: err.Error()}
+}
+
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// newRoomID returns 128 random bits as a room id.
+func newRoomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// errNotSent marks a batched message whose store call never returned (a bug: it panicked).
+var errNotSent = errors.New("signaling: message not sent")
+
+// batchSender is a store that applies several sequenced messages of one member in one call.
+type batchSender interface {
+	SendBatch(ctx context.Context, ps []store.SendParams) ([]store.SendResult, []error)
+}
+
+func (h *Hub) sendBatch(ctx context.Context, batch []*batchItem) {
+	if bs, ok := h.st.(batchSender); ok && len(batch) > 1 {
+		ps := make([]store.SendParams, len(batch))
+		for i, b := range batch {
+			ps[i] = b.p
+		}
+		res, errs := bs.SendBatch(ctx, ps)
+		for i, b := range batch {
+			b.res, b.err = res[i], errs[i]
+		}
+		return
+	}
+	for _, b := range batch {
+		b.res, b.err = h.st.Send(ctx, b.p)
+	}
+}
