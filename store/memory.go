@@ -18,6 +18,7 @@ type Memory struct {
 	mu        sync.Mutex                           // guards everything below
 	rooms     map[string]*memRoom                  // room id → state; a room is gone once empty
 	timers    map[string]int64                     // timer name (see leaseTimer) → due time, ms
+	held      int                                  // rooms with a held offer
 	listeners map[string]map[*memListener]struct{} // instance → handlers registered by Listen
 }
 
@@ -130,6 +131,7 @@ func (o *memOp) dropHeld(r *memRoom) string {
 	from := r.held.from
 	delete(o.m.timers, heldTimer(r.id, r.heldGen))
 	r.held = nil
+	o.m.held--
 	return from
 }
 
@@ -371,7 +373,11 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 	switch p.Kind {
 	case KindOffer:
 		if target == "" {
+			if r.held == nil && o.m.held >= o.m.opts.MaxHeldOffers {
+				return false, ErrTooManyHeld
+			}
 			o.dropHeld(r)
+			o.m.held++
 			r.heldGen++
 			r.held = &memHeld{
 				from:    p.Peer,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +22,7 @@ import (
 //
 //	RoomKey          hash: all state of one room (fields below), TTL Options.RoomTTL
 //	TimersKey        ZSET: due times (ms) of member leases and held offers, TTL Options.RoomTTL
+//	HeldKey          ZSET: the held offers' timers alone, to count them, TTL Options.RoomTTL
 //	InstanceChannel  pub/sub: deliveries for the members connected to one instance
 //
 // Fields of the room hash (peer ids, nonces and room ids match idPattern, so the ':' and '|'
@@ -49,6 +51,11 @@ type Redis struct {
 	client redis.UniversalClient
 	opts   Options
 	log    *slog.Logger
+
+	heldMu    sync.Mutex
+	heldCount int64     // last ZCARD of HeldKey
+	heldSince int64     // offers sent since, this one included
+	heldAt    time.Time // when heldCount was read
 }
 
 var _ Store = (*Redis)(nil)
@@ -60,6 +67,11 @@ func RoomKey(prefix, room string) string { return prefix + "room:{" + room + "}"
 // TimersKey is the ZSET of due times (ms) of leases ("L|<room>|<peer>|<gen>") and held offers
 // ("H|<room>|<gen>"). An entry whose gen is no longer current fires as a no-op.
 func TimersKey(prefix string) string { return prefix + "timers" }
+
+// HeldKey is the ZSET of held offers ("H|<room>|<gen>" by due time): the held-offer entries of
+// TimersKey, kept beside it so ZCARD counts them for Options.MaxHeldOffers. Sweep trims entries
+// past due, so a lost removal cannot keep counting.
+func HeldKey(prefix string) string { return prefix + "held" }
 
 // InstanceChannel is the pub/sub channel of one instance. Each payload is one delivery:
 // "<room>\n<peer>\n<seq>\n<event>\n<body>" (the body is last, so it may hold anything).
@@ -112,6 +124,7 @@ var scriptErrors = map[string]error{
 	"no_offer":            ErrNoOffer,
 	"too_many_candidates": ErrTooManyCandidates,
 	"backlog_full":        ErrBacklogFull,
+	"too_many_held":       ErrTooManyHeld,
 }
 
 func statusErr(op, status string) error {
@@ -170,17 +183,35 @@ func (r *Redis) applyTimers(ctx context.Context, adds, rems []any) error {
 	if len(adds) == 0 && len(rems) == 0 {
 		return nil
 	}
-	key := TimersKey(r.opts.Prefix)
+	key, heldKey := TimersKey(r.opts.Prefix), HeldKey(r.opts.Prefix)
 	pipe := r.client.Pipeline()
+	var heldRems []any
+	for _, n := range rems {
+		if isHeldTimer(str(n)) {
+			heldRems = append(heldRems, n)
+		}
+	}
 	if len(rems) > 0 {
 		pipe.ZRem(ctx, key, rems...)
 	}
+	if len(heldRems) > 0 {
+		pipe.ZRem(ctx, heldKey, heldRems...)
+	}
 	if len(adds) > 0 {
 		zs := make([]redis.Z, 0, len(adds)/2)
+		var held []redis.Z
 		for i := 0; i+1 < len(adds); i += 2 {
-			zs = append(zs, redis.Z{Member: str(adds[i]), Score: float64(num(adds[i+1]))})
+			z := redis.Z{Member: str(adds[i]), Score: float64(num(adds[i+1]))}
+			zs = append(zs, z)
+			if isHeldTimer(str(adds[i])) {
+				held = append(held, z)
+			}
 		}
 		pipe.ZAdd(ctx, key, zs...)
+		if len(held) > 0 {
+			pipe.ZAdd(ctx, heldKey, held...)
+			pipe.PExpire(ctx, heldKey, r.opts.RoomTTL)
+		}
 	}
 	pipe.PExpire(ctx, key, r.opts.RoomTTL)
 	_, err := pipe.Exec(ctx)
@@ -273,18 +304,50 @@ func (r *Redis) Send(ctx context.Context, p SendParams) (SendResult, error) {
 	if err := validateSend(p); err != nil {
 		return SendResult{}, err
 	}
-	now := ms(p.Now)
-	status, data, err := r.run(ctx, "send", scriptSend, p.Room, now, r.sendArgs(p)...)
+	full, err := r.heldFull(ctx, p.Kind == KindOffer)
+	if err != nil {
+		return SendResult{}, err
+	}
+	status, data, err := r.run(ctx, "send", scriptSend, p.Room, ms(p.Now), r.sendArgs(p, full)...)
 	if err != nil {
 		return SendResult{}, err
 	}
 	return parseSend(status, data)
 }
 
-func (r *Redis) sendArgs(p SendParams) []any {
+func (r *Redis) sendArgs(p SendParams, heldFull bool) []any {
 	now := ms(p.Now)
+	full := 0
+	if heldFull {
+		full = 1
+	}
 	return []any{p.Peer, p.Conn, p.Seq, string(p.Kind), p.To, p.Body,
-		now + r.opts.HeldTTL.Milliseconds(), r.opts.MaxHeldCandidates, r.opts.MaxBacklog}
+		now + r.opts.HeldTTL.Milliseconds(), r.opts.MaxHeldCandidates, r.opts.MaxBacklog, full}
+}
+
+// heldFull reports whether Options.MaxHeldOffers offers are held, for an offer about to be sent.
+// The count lives in another slot than the room, so the send script cannot read it: it is read
+// here, at most once a second while far below the bound and on every offer near it.
+func (r *Redis) heldFull(ctx context.Context, offer bool) (bool, error) {
+	if !offer {
+		return false, nil
+	}
+	max := int64(r.opts.MaxHeldOffers)
+	r.heldMu.Lock()
+	r.heldSince++ // counted as held until the next read says otherwise
+	fresh := time.Since(r.heldAt) < time.Second && r.heldCount+r.heldSince < max-max/10
+	r.heldMu.Unlock()
+	if fresh {
+		return false, nil
+	}
+	n, err := r.client.ZCard(ctx, HeldKey(r.opts.Prefix)).Result()
+	if err != nil {
+		return false, r.fail(ctx, "send", err)
+	}
+	r.heldMu.Lock()
+	r.heldCount, r.heldSince, r.heldAt = n, 1, time.Now()
+	r.heldMu.Unlock()
+	return n >= max, nil
 }
 
 func parseSend(status string, data []any) (SendResult, error) {
@@ -321,12 +384,23 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 			return res, errs
 		}
 	}
+	offer := false
+	for _, p := range ps {
+		offer = offer || p.Kind == KindOffer
+	}
+	full, err := r.heldFull(ctx, offer)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return res, errs
+	}
 	for attempt := 0; ; attempt++ {
 		pipe := r.client.Pipeline()
 		cmds := make([]*redis.Cmd, len(ps))
 		for i, p := range ps {
 			now := ms(p.Now)
-			argv := append([]any{r.opts.Prefix, p.Room, now, r.opts.RoomTTL.Milliseconds()}, r.sendArgs(p)...)
+			argv := append([]any{r.opts.Prefix, p.Room, now, r.opts.RoomTTL.Milliseconds()}, r.sendArgs(p, full)...)
 			cmds[i] = scriptSend.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, p.Room)}, argv...)
 		}
 		_, _ = pipe.Exec(ctx)
@@ -452,6 +526,10 @@ func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error
 	}
 	t := ms(now)
 	key := TimersKey(r.opts.Prefix)
+	// Held offers past due count no more, whether or not their timer has fired yet.
+	if err := r.client.ZRemRangeByScore(ctx, HeldKey(r.opts.Prefix), "-inf", strconv.FormatInt(t, 10)).Err(); err != nil {
+		return 0, r.fail(ctx, "sweep", err)
+	}
 	names, err := r.client.ZRangeByScore(ctx, key, &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(t, 10), Count: int64(limit),
 	}).Result()
@@ -522,3 +600,6 @@ func num(v any) int64 {
 	}
 	return 0
 }
+
+// isHeldTimer reports whether a timer name names a held offer ("H|<room>|<gen>").
+func isHeldTimer(name string) bool { return strings.HasPrefix(name, "H|") }

@@ -104,6 +104,39 @@ func TestRedisStaleTimersAreNoOps(t *testing.T) {
 	}
 }
 
+// The held-offer count follows held offers through hand-off and expiry.
+func TestRedisHeldKeyCountsHeldOffers(t *testing.T) {
+	s, c, prefix := newRedisStore(t, store.Options{HeldTTL: time.Minute})
+	ctx := context.Background()
+	count := func(want int64, what string) {
+		t.Helper()
+		if n := c.ZCard(ctx, store.HeldKey(prefix)).Val(); n != want {
+			t.Fatalf("%s: %d held offers counted, want %d", what, n, want)
+		}
+	}
+	for _, r := range []string{"r1", "r2"} {
+		if _, err := s.Join(ctx, store.JoinParams{Room: r, Peer: "alice", Token: "t", Instance: "i1", Conn: "c", Now: storetest.T0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Send(ctx, store.SendParams{Room: r, Peer: "alice", Conn: "c", Seq: 1, Kind: store.KindOffer,
+			Body: []byte(`{"from":"alice","sdp":"o"}`), Now: storetest.T0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count(2, "two held")
+	if ttl := c.PTTL(ctx, store.HeldKey(prefix)).Val(); ttl <= 0 {
+		t.Fatalf("held key TTL %v", ttl)
+	}
+	if _, err := s.Join(ctx, store.JoinParams{Room: "r1", Peer: "bob", Token: "t", Instance: "i1", Conn: "c2", Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	count(1, "one handed over")
+	if n, err := s.Sweep(ctx, storetest.T0.Add(2*time.Minute), 100); err != nil || n == 0 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	count(0, "the other expired")
+}
+
 type countHook struct{ n *atomic.Int64 }
 
 func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }

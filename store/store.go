@@ -34,13 +34,13 @@ type Store interface {
 
 	// Send applies one sequenced client message exactly once, in sequence order (see SendParams.Seq).
 	// It returns ErrNotMember when the member is gone or p.Conn no longer owns it; nothing changes.
-	// A rejection (ErrNoPeer, ErrTargetRequired, ErrNoOffer, ErrTooManyCandidates, ErrBacklogFull)
-	// changes nothing but consumes the sequence number.
+	// A rejection (see Rejected) changes nothing but consumes the sequence number.
 	//
 	// Offer, answer and candidate go to p.To, or to the only other member (ErrTargetRequired if
 	// there are several; ErrNoPeer if p.To is not another member). An offer while alone is held
 	// (replacing the sender's earlier held offer); a candidate while alone joins the sender's
-	// held offer (ErrNoOffer without one). An answer needs an outstanding offer from its target.
+	// held offer (ErrNoOffer without one). An offer that would add a held offer while
+	// Options.MaxHeldOffers are held gets ErrTooManyHeld. An answer needs an outstanding offer from its target.
 	// Hangup goes to every other member and clears all outstanding offers and the sender's held
 	// offer; it fails with ErrBacklogFull if any recipient is full. Leave always succeeds: the
 	// member and everything it owns are removed and the others get "peer-left" ("left"); a
@@ -101,6 +101,10 @@ type Options struct {
 	RoomTTL           time.Duration // TTL of a room's state after its last change or renewal; default 24h
 	MaxHeldCandidates int           // early candidates held with one offer; default 64
 	MaxBacklog        int           // unacknowledged messages queued for one member; default 256
+	// MaxHeldOffers bounds the offers held at once under Prefix; default 100000. Redis counts
+	// them on every offer once the count is near the bound (a cached count below it), so
+	// concurrent offers from several instances may pass it by the number in flight.
+	MaxHeldOffers int
 }
 
 // Defaults of Options.
@@ -113,6 +117,7 @@ const (
 	DefaultRoomTTL           = 24 * time.Hour
 	DefaultMaxHeldCandidates = 64
 	DefaultMaxBacklog        = 256
+	DefaultMaxHeldOffers     = 100_000
 )
 
 // WithDefaults returns o with every zero field set to its default.
@@ -140,6 +145,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxBacklog <= 0 {
 		o.MaxBacklog = DefaultMaxBacklog
+	}
+	if o.MaxHeldOffers <= 0 {
+		o.MaxHeldOffers = DefaultMaxHeldOffers
 	}
 	return o
 }
@@ -263,5 +271,17 @@ var (
 	ErrNoOffer           = errors.New("no offer outstanding")
 	ErrTooManyCandidates = errors.New("too many held candidates")
 	ErrBacklogFull       = errors.New("recipient backlog full")
+	ErrTooManyHeld       = errors.New("too many offers held; try again later")
 	ErrUnavailable       = errors.New("store unavailable")
 )
+
+// Rejected reports whether err is a Send rejection: the store consumed the sequence number and
+// changed nothing else, so the client must not retry the message as it was.
+func Rejected(err error) bool {
+	for _, r := range []error{ErrNoPeer, ErrTargetRequired, ErrNoOffer, ErrTooManyCandidates, ErrBacklogFull, ErrTooManyHeld} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}

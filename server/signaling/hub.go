@@ -516,7 +516,7 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields)
 			for _, b := range batch {
 				if b.err == nil {
 					next = b.res.Next
-				} else if isRejection(b.err) {
+				} else if store.Rejected(b.err) {
 					next = b.p.Seq + 1
 				} else {
 					break
@@ -527,7 +527,7 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields)
 	res, err := it.res, it.err
 	switch {
 	case err == nil:
-	case isRejection(err):
+	case store.Rejected(err):
 		return errReply(h.storeError(event, env.Room, err))
 	case errors.Is(err, store.ErrNotMember):
 		h.drop(m)
@@ -590,47 +590,38 @@ func (h *Hub) decodeMessage(event string, f fields, from string, p *store.SendPa
 	return e
 }
 
-func isRejection(err error) bool {
-	for _, r := range []error{store.ErrNoPeer, store.ErrTargetRequired, store.ErrNoOffer, store.ErrTooManyCandidates, store.ErrBacklogFull} {
-		if errors.Is(err, r) {
-			return true
-		}
-	}
-	return false
+// storeCodes maps the store's sentinel errors to client codes.
+var storeCodes = []struct {
+	err  error
+	code Code
+}{
+	{store.ErrRoomFull, CodeRoomFull},
+	{store.ErrRole, CodeForbidden},
+	{store.ErrResume, CodeResumeFailed},
+	{store.ErrNotMember, CodeNotJoined},
+	{store.ErrNoPeer, CodeNoPeer},
+	{store.ErrTargetRequired, CodeTargetRequired},
+	{store.ErrNoOffer, CodeNoOffer},
+	{store.ErrTooManyCandidates, CodeTooManyCandidates},
+	{store.ErrBacklogFull, CodeBacklogFull},
+	{store.ErrTooManyHeld, CodeTooManyHeld},
 }
 
 // storeError maps a store error to a client error, logging what is not the client's doing.
 func (h *Hub) storeError(op, room string, err error) *Error {
-	var code Code
-	switch {
-	case errors.Is(err, store.ErrRoomFull):
-		code = CodeRoomFull
-	case errors.Is(err, store.ErrRole):
-		code = CodeForbidden
-	case errors.Is(err, store.ErrResume):
-		code = CodeResumeFailed
-	case errors.Is(err, store.ErrNotMember):
-		code = CodeNotJoined
-	case errors.Is(err, store.ErrNoPeer):
-		code = CodeNoPeer
-	case errors.Is(err, store.ErrTargetRequired):
-		code = CodeTargetRequired
-	case errors.Is(err, store.ErrNoOffer):
-		code = CodeNoOffer
-	case errors.Is(err, store.ErrTooManyCandidates):
-		code = CodeTooManyCandidates
-	case errors.Is(err, store.ErrBacklogFull):
-		code = CodeBacklogFull
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	for _, c := range storeCodes {
+		if errors.Is(err, c.err) {
+			return &Error{Code: c.code, Message: err.Error()}
+		}
+	}
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		h.log.Warn("store unavailable", "op", op, "room", room, "err", err)
 		h.cfg.Metrics.StoreError(op)
 		return errorf(CodeUnavailable, "the store cannot be reached; try again")
-	default:
-		h.log.Error("store failed", "op", op, "room", room, "err", err)
-		h.cfg.Metrics.StoreError(op)
-		return errorf(CodeInternal, "internal error")
 	}
-	return &Error{Code: code, Message: err.Error()}
+	h.log.Error("store failed", "op", op, "room", room, "err", err)
+	h.cfg.Metrics.StoreError(op)
+	return errorf(CodeInternal, "internal error")
 }
 
 func newID(n int) string {

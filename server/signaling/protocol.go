@@ -43,6 +43,7 @@ const (
 	CodeNoOffer           Code = "no_offer"
 	CodeTooManyCandidates Code = "too_many_candidates"
 	CodeBacklogFull       Code = "backlog_full"
+	CodeTooManyHeld       Code = "too_many_held"
 	CodeOutOfOrder        Code = "out_of_order"
 	CodeRateLimited       Code = "rate_limited"
 	CodeTooManyRooms      Code = "too_many_rooms"

@@ -1,9 +1,11 @@
 -- send: ARGV[5] peer, [6] conn, [7] seq, [8] kind, [9] to ('' for the only other member),
--- [10] body, [11] held offer due (ms), [12] max held candidates, [13] max backlog.
+-- [10] body, [11] held offer due (ms), [12] max held candidates, [13] max backlog,
+-- [14] "1" when the prefix already holds its maximum of offers.
 -- Returns status, next, held (0/1), held expiry (ms). Status is "ok", "dup", "gap",
 -- "not_member" or a rejection code; a rejection consumes the seq and changes nothing else.
 local peer, conn, seq, kind, to, body = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9], ARGV[10]
 local heldDue, maxCandidates, maxBacklog = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local heldFull = ARGV[14] == '1'
 
 local list = members()
 if not contains(list, peer) or get(mf(peer, 'conn')) ~= conn then
@@ -48,6 +50,8 @@ local function apply()
 
   if kind == 'offer' then
     if not target then
+      -- Replacing one's own held offer adds none.
+      if heldFull and not get('h:from') then return 'too_many_held' end
       dropHeld()
       local gen = redis.call('HINCRBY', K, 'h:gen', 1)
       redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue)

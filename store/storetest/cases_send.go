@@ -70,6 +70,27 @@ var sendCases = []testCase{
 		e.expectEvents("r", "bob", heldEvents(2)...)
 	}},
 
+	{name: "TooManyHeldOffers", opts: store.Options{MaxHeldOffers: 2}, run: func(t *testing.T, e *env) {
+		for _, r := range []string{"r1", "r2", "r3"} {
+			e.join(r, "alice")
+		}
+		e.sendOK("r1", "alice", store.KindOffer, "", offerBody("alice", "o1"))
+		e.sendOK("r2", "alice", store.KindOffer, "", offerBody("alice", "o2"))
+		e.sendErr(store.ErrTooManyHeld, "r3", "alice", store.KindOffer, "", offerBody("alice", "o3"))
+		// Replacing a held offer adds none; a live offer and a hangup are not held.
+		if res := e.sendOK("r1", "alice", store.KindOffer, "", offerBody("alice", "o1b")); !res.Held {
+			t.Fatal("the replacing offer was not held")
+		}
+		e.join("r1", "bob") // hands o1b over: one held offer left
+		e.expectEvents("r1", "bob", nth(1, "offer "+offerBody("alice", "o1b")))
+		e.sendOK("r1", "alice", store.KindOffer, "", offerBody("alice", "live"))
+		if res := e.sendOK("r3", "alice", store.KindOffer, "", offerBody("alice", "o3")); !res.Held {
+			t.Fatal("the offer was not held once a slot was free")
+		}
+		e.join("r4", "alice")
+		e.sendErr(store.ErrTooManyHeld, "r4", "alice", store.KindOffer, "", offerBody("alice", "o4"))
+	}},
+
 	{name: "BacklogFull", opts: store.Options{MaxBacklog: 3}, run: func(t *testing.T, e *env) {
 		e.join("r", "alice")
 		e.join("r", "bob")

@@ -97,22 +97,12 @@ func (e *env) send(room, peer string, kind store.Kind, to, body string) (store.S
 		Room: room, Peer: peer, Conn: e.connOf(room, peer), Seq: seq, Kind: kind, To: to,
 		Body: []byte(body), Now: e.now,
 	})
-	if err == nil || isRejection(err) {
+	if err == nil || store.Rejected(err) {
 		e.mu.Lock()
 		e.seq[key] = seq
 		e.mu.Unlock()
 	}
 	return res, err
-}
-
-func isRejection(err error) bool {
-	for _, r := range []error{store.ErrNoPeer, store.ErrTargetRequired, store.ErrNoOffer,
-		store.ErrTooManyCandidates, store.ErrBacklogFull} {
-		if errors.Is(err, r) {
-			return true
-		}
-	}
-	return false
 }
 
 func (e *env) sendOK(room, peer string, kind store.Kind, to, body string) store.SendResult {
