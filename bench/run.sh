@@ -132,6 +132,7 @@ start_instances() {
 			# per-connection event rate limit meant for browsers (the reference has none).
 			REDIS_URL="$REDIS_URL$SB_REDIS_QUERY" SWITCHBOARD_LOG_LEVEL=warn \
 				SWITCHBOARD_EVENT_RATE=1000000 SWITCHBOARD_EVENT_BURST=1000000 \
+				SWITCHBOARD_CONN_RATE=1000000 SWITCHBOARD_CONN_BURST=1000000 \
 				"$BIN/sbserver" -addr "127.0.0.1:$port" -instance-id "sb$i-$$" >>"$OUT/$kind-$i.log" 2>&1 &
 			;;
 		node)

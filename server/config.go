@@ -44,6 +44,11 @@ type Config struct {
 	MaxRoomsPerConn   int // memberships one connection may hold
 	EventRate         int // events per second one connection may send
 	EventBurst        int // how many events a connection may send at once beyond EventRate
+	ConnRate          int // new connections per second from one client address
+	ConnBurst         int // how many new connections one address may open at once beyond ConnRate
+	MaxHeldOffers     int // offers held at once under RedisPrefix (all instances together)
+
+	TrustedProxies []string // addresses or CIDRs of proxies whose X-Forwarded-For is believed
 
 	STUNURLs   []string      // ICE servers announced to clients
 	TURNURLs   []string      // TURN servers announced to clients, with credentials (see turn.go)
@@ -79,6 +84,9 @@ func DefaultConfig() Config {
 		MaxRoomsPerConn:   4,
 		EventRate:         100,
 		EventBurst:        200,
+		ConnRate:          20,
+		ConnBurst:         100,
+		MaxHeldOffers:     store.DefaultMaxHeldOffers,
 		TURNTTL:           time.Hour,
 	}
 }
@@ -165,6 +173,10 @@ func (c *Config) settings() []setting {
 		intSetting("SWITCHBOARD_MAX_ROOMS_PER_CONN", "max-rooms-per-conn", "rooms one connection may be in", &c.MaxRoomsPerConn),
 		intSetting("SWITCHBOARD_EVENT_RATE", "event-rate", "events per second one connection may send", &c.EventRate),
 		intSetting("SWITCHBOARD_EVENT_BURST", "event-burst", "events one connection may send at once beyond the rate", &c.EventBurst),
+		intSetting("SWITCHBOARD_CONN_RATE", "conn-rate", "new connections per second from one client address", &c.ConnRate),
+		intSetting("SWITCHBOARD_CONN_BURST", "conn-burst", "new connections one client address may open at once beyond the rate", &c.ConnBurst),
+		listSetting("SWITCHBOARD_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client", &c.TrustedProxies),
+		intSetting("SWITCHBOARD_MAX_HELD_OFFERS", "max-held-offers", "offers held at once by all instances sharing the Redis prefix", &c.MaxHeldOffers),
 		listSetting("SWITCHBOARD_STUN_URLS", "stun-urls", "comma-separated STUN URLs announced to clients", &c.STUNURLs),
 		listSetting("SWITCHBOARD_TURN_URLS", "turn-urls", "comma-separated TURN URLs announced to clients with credentials (needs the TURN secret)", &c.TURNURLs),
 		{"SWITCHBOARD_TURN_SECRET", "turn-secret", "TURN REST API shared secret (coturn static-auth-secret); empty: STUN only",
@@ -219,6 +231,9 @@ func (c Config) Validate() error {
 	case c.MaxSDPBytes > c.MaxMessageBytes:
 		return fmt.Errorf("max SDP bytes (%d) exceeds max message bytes (%d)", c.MaxSDPBytes, c.MaxMessageBytes)
 	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
+	}
 	return c.validateICE()
 }
 
@@ -232,6 +247,7 @@ func (c Config) StoreOptions() store.Options {
 		RoomTTL:           c.RoomTTL,
 		MaxHeldCandidates: c.MaxHeldCandidates,
 		MaxBacklog:        c.MaxBacklog,
+		MaxHeldOffers:     c.MaxHeldOffers,
 	}
 }
 

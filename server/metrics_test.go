@@ -3,6 +3,9 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -234,5 +237,59 @@ func TestAbandonedHandshakesLeaveNoClient(t *testing.T) {
 	}
 	if got := m["switchboard_connections_total"]; got == 0 {
 		t.Fatal("no handshake reached the server")
+	}
+}
+
+// New sessions over the per-address rate get 429 with a code; existing sessions and other
+// addresses (named by a trusted proxy) pass, and the refusals are counted.
+func TestConnectionRatePerAddress(t *testing.T) {
+	inst := startInstances(t, store.NewMemory(store.Options{}), 1, func(c *server.Config) {
+		c.ConnRate, c.ConnBurst = 1, 2
+		c.TrustedProxies = []string{"127.0.0.1"}
+	})[0]
+	open := func(xff string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", inst.url+"/socket.io/?EIO=4&transport=polling", nil)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	code, first, _ := open("198.51.100.1")
+	if code != 200 {
+		t.Fatalf("first session: %d %s", code, first)
+	}
+	if code, body, _ := open("198.51.100.1"); code != 200 {
+		t.Fatalf("second session (burst 2): %d %s", code, body)
+	}
+	code, body, h := open("198.51.100.1")
+	if code != http.StatusTooManyRequests || !strings.Contains(body, `"code":"rate_limited"`) || h.Get("Retry-After") == "" {
+		t.Fatalf("third session: %d %q Retry-After %q; want 429 rate_limited with Retry-After", code, body, h.Get("Retry-After"))
+	}
+	if code, body, _ := open("198.51.100.2"); code != 200 {
+		t.Fatalf("another client behind the proxy: %d %s", code, body)
+	}
+	// The first session's next poll is not a new connection.
+	var open0 struct{ SID string }
+	if err := json.Unmarshal([]byte(first[1:]), &open0); err != nil || open0.SID == "" {
+		t.Fatalf("open packet %q: %v", first, err)
+	}
+	req, _ := http.NewRequest("POST", inst.url+"/socket.io/?EIO=4&transport=polling&sid="+open0.SID, strings.NewReader("40"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("request of an existing session: %d", resp.StatusCode)
+	}
+	if m := scrape(t, inst.url); m[`switchboard_errors_total{code="rate_limited"}`] != 1 {
+		t.Fatalf("rate_limited refusals counted: %v, want 1", m[`switchboard_errors_total{code="rate_limited"}`])
 	}
 }

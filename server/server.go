@@ -56,7 +56,10 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Server, error) {
 	s.work = newInflight()
 	s.io = newSocketIO(ctx, cfg, s.hub, s.work, log)
 	s.mux = http.NewServeMux()
-	s.mux.Handle("/socket.io/", releaseAfterHijack(s.io.ServeHandler(nil)))
+	trusted, _ := parsePrefixes(cfg.TrustedProxies) // checked by Validate
+	limiter := newConnLimiter(cfg.ConnRate, cfg.ConnBurst, trusted)
+	limiter.refused = func() { met.Rejected(signaling.CodeRateLimited) }
+	s.mux.Handle("/socket.io/", limiter.middleware(releaseAfterHijack(s.io.ServeHandler(nil))))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", met.handler())

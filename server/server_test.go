@@ -73,6 +73,8 @@ func startInstances(t *testing.T, st store.Store, n int, tweak func(*server.Conf
 		cfg := server.DefaultConfig()
 		cfg.InstanceID = "it" + string(rune('a'+i))
 		cfg.LogLevel = slog.LevelWarn
+		// Every test connection comes from 127.0.0.1; connlimit_test.go tests the limit.
+		cfg.ConnRate, cfg.ConnBurst = 100000, 100000
 		if tweak != nil {
 			tweak(&cfg)
 		}

@@ -152,6 +152,9 @@ async function spawnInstance(binary, port, id, prefix, env) {
       // rate limit has a test of its own (limits.test.mjs).
       SWITCHBOARD_EVENT_RATE: '100000',
       SWITCHBOARD_EVENT_BURST: '100000',
+      // Every test connection comes from 127.0.0.1: lift the per-address connection rate too.
+      SWITCHBOARD_CONN_RATE: '100000',
+      SWITCHBOARD_CONN_BURST: '100000',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -51,3 +51,47 @@ test('a connection may be in a limited number of rooms', async (t) => {
     s.disconnect();
   }, { ids: ['a'] });
 });
+
+test('new connections per address are throttled; socket.io-client retries and gets in', async (t) => {
+  await withCluster(t, { SWITCHBOARD_CONN_RATE: '1', SWITCHBOARD_CONN_BURST: '2' }, async ({ a }) => {
+    /** @type {import('socket.io-client').Socket[]} */
+    const sockets = [];
+    /** @type {string[]} */
+    const errors = [];
+    for (let i = 0; i < 4; i++) {
+      const s = connect(a.url, { opts: { reconnectionDelay: 300, reconnectionDelayMax: 1000 } });
+      s.on('connect_error', (/** @type {any} */ err) => errors.push(String(err?.description?.message ?? err?.message)));
+      sockets.push(s);
+    }
+    await until(() => errors.length > 0, 10000, 'a refused connection');
+    // The refusal is the HTTP 429 of the handshake request, with its code.
+    const res = await fetch(`${a.url}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(res.status, 429);
+    assert.equal((await res.json()).code, 'rate_limited');
+    assert.ok(Number(res.headers.get('retry-after')) >= 1);
+    // Retrying with backoff, every client is in within a few seconds (1 new connection/s).
+    await until(() => sockets.every((s) => s.connected), 20000, 'every client connected');
+    for (const s of sockets) s.disconnect();
+  }, { ids: ['a'] });
+});
+
+test('held offers are capped across the prefix; the slot frees when one is answered', async (t) => {
+  await withCluster(t, { SWITCHBOARD_MAX_HELD_OFFERS: '1' }, async ({ a, b }) => {
+    const r1 = roomName('held1');
+    const r2 = roomName('held2');
+    const first = await makePeer('first', a.url);
+    await first.channel.join(r1);
+    assert.equal((await first.channel.send('offer', { sdp: sdp('o1') })).held, true);
+    const second = await makePeer('second', b.url);
+    await second.channel.join(r2);
+    await assert.rejects(second.channel.send('offer', { sdp: sdp('o2') }), (/** @type {any} */ err) => {
+      assert.equal(err.code, 'too_many_held');
+      return true;
+    });
+    const answerer = await makePeer('answerer', b.url);
+    await answerer.channel.join(r1);
+    await answerer.waitFor('offer', 1);
+    // The other instance reads the count anew near the bound: the slot is free.
+    assert.equal((await second.channel.send('offer', { sdp: sdp('o2') })).held, true);
+  });
+});
