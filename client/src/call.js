@@ -559,10 +559,20 @@ export class Call extends Emitter {
     const payload = { sdp: desc.sdp };
     if (this._pcPeer) payload.to = this._pcPeer;
     const type = desc.type;
-    this._send(type, payload).then((reply) => {
+    this.channel.send(type, payload).then((reply) => {
       if (type === 'offer' && reply && reply.held === true && pc === this.pc && this._pcPeer === null) {
         this._setStatus('waiting');
       }
+    }, (err) => {
+      if (type === 'offer' && err instanceof SignalingError && err.code === 'too_many_held'
+        && pc === this.pc && this._pcPeer === null) {
+        // The server holds too many offers: this one is not held. As after an expiry, the next
+        // member to join gets a fresh offer.
+        this._closePc();
+        this._expired = true;
+        this._setStatus('waiting');
+      }
+      if (!(err instanceof SignalingError) || !QUIET_CODES.has(err.code)) this._error(err);
     });
   }
 

@@ -293,6 +293,23 @@ test('expired: the held offer times out; the next member still gets a call', asy
   assert.deepEqual([...ra.errors, ...rb.errors], []);
 });
 
+test('too_many_held: the offer is not held; the next member still gets a call', async (t) => {
+  const w = world(t);
+  w.server.maxHeld = 0;
+  const a = w.client('a');
+  const b = w.client('b');
+  const ra = await join(a, 'r1');
+  await until(() => ra.errors.length === 1, 2000, 'the refusal');
+  assert.equal(/** @type {any} */ (ra.errors[0]).code, 'too_many_held');
+  assert.equal(w.server.held.size, 0);
+  assert.equal(ra.call.pc, null);
+  const rb = await join(b, 'r1');
+  await connected(ra);
+  await connected(rb);
+  assert.equal(ra.call.status, 'connected');
+  assert.deepEqual(rb.errors, []);
+});
+
 test('room_full: join rejects with the code, nothing is left behind', async (t) => {
   const w = world(t);
   const [a, b, c] = [w.client('a'), w.client('b'), w.client('c')];

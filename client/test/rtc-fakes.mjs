@@ -399,6 +399,8 @@ export class HoldingServer extends FakeServer {
     super(o);
     /** @type {Map<string, {from: string, entries: Array<{event: string, data: any}>}>} room → held */
     this.held = new Map();
+    /** Offers held at once; more get too_many_held, as SWITCHBOARD_MAX_HELD_OFFERS. */
+    this.maxHeld = o?.maxHeld ?? Infinity;
   }
 
   /** @param {string} conn @param {any} p */
@@ -422,6 +424,7 @@ export class HoldingServer extends FakeServer {
     const alone = room.size === 1;
     const { room: _r, seq: _s, to: _t, ...data } = p;
     if (event === 'offer' && alone) {
+      if (!this.held.has(m.room) && this.held.size >= this.maxHeld) return err('too_many_held');
       this.held.set(m.room, { from: m.peer, entries: [{ event, data }] });
       return { ok: true, seq: p.seq, held: true, expiresInMs: 300000 };
     }
