@@ -4,6 +4,7 @@
 //
 //	loadgen -addrs 127.0.0.1:8081,127.0.0.1:8082 -concurrency 1000 -rate 100 -hold 10s -duration 40s
 //	loadgen -mode idle -addrs 127.0.0.1:8081 -idle 19000 -server-pids 1234
+//	loadgen -mode churn -addrs 127.0.0.1:8081 -cycles 100000 -concurrency 32
 //
 // Every target must be a loopback address; loops are bounded by -duration and -call-timeout.
 package main
@@ -51,7 +52,38 @@ type config struct {
 	idleSteps []int
 	idleRest  time.Duration
 	settle    time.Duration
+
+	cycles             int
+	warmupCycles       int
+	churnSettle        time.Duration
+	maxGoroutineGrowth int64
+	maxHeapGrowth      int64
+	maxHeapGrowthPct   float64
+	redisURL           string
+	redisPrefix        string
+	maxRedisKeyGrowth  int64
 }
+
+// Churn bounds: how much the server may have grown after the measured cycles against the
+// reading after the warm-up (both taken at rest, after garbage collection).
+//   - Goroutines: the server's own (store listener, timers, the HTTP connection /metrics is read
+//     on, Redis pool) vary by a few between readings; one goroutine left per thousand cycles
+//     is 100 over 100,000.
+//   - Heap in use: 8 MiB is 84 bytes per cycle over 100,000 cycles, less than any record kept
+//     per connection or room; 25% of the warmed heap covers a bigger server, whose allocator
+//     and maps keep some of what peak concurrency made them grow.
+//   - Redis keys under the prefix (with -redis-url): an emptied room leaves none; 10 allows for
+//     keys kept per prefix, never one per cycle.
+const (
+	defaultMaxGoroutineGrowth = 20
+	defaultMaxHeapGrowth      = 8 << 20
+	defaultMaxHeapGrowthPct   = 25
+	defaultMaxRedisKeyGrowth  = 10
+)
+
+// defaultChurnSources spread churn connections over several source addresses, so closed
+// connections waiting out TIME_WAIT do not use up one address's ephemeral ports.
+var defaultChurnSources = []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"}
 
 // gen is one load generator run.
 type gen struct {
@@ -92,6 +124,11 @@ func main() {
 		res, err = g.runCalls(ctx)
 	case "idle":
 		res, err = g.runIdle(ctx)
+	case "churn":
+		var r *churnReport
+		if r, err = g.runChurn(ctx); r != nil {
+			res = r
+		}
 	}
 	if res != nil {
 		b, _ := json.Marshal(res)
@@ -112,12 +149,12 @@ func main() {
 func parseFlags(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.StringVar(&c.mode, "mode", "calls", "calls (call set-ups) or idle (idle connections)")
+	fs.StringVar(&c.mode, "mode", "calls", "calls (call set-ups), idle (idle connections) or churn (connect, join, leave, disconnect; then check the server for growth)")
 	fs.StringVar(&c.label, "label", "", "name of the server under test, copied into the report")
 	fs.StringVar(&c.phase, "phase", "", "name of this measurement (e.g. throughput, latency), copied into the report")
 	addrs := fs.String("addrs", "127.0.0.1:8080", "comma-separated instance addresses (loopback only); a call's two peers use two neighbouring instances")
-	sources := fs.String("sources", "", "comma-separated local source addresses to bind, e.g. 127.0.0.2,127.0.0.3 (more than ~28k connections need several)")
-	fs.IntVar(&c.concurrency, "concurrency", 100, "concurrent calls (each holds two connections)")
+	sources := fs.String("sources", "", "comma-separated local source addresses to bind, e.g. 127.0.0.2,127.0.0.3 (more than ~28k connections need several; churn mode: 127.0.0.2-9 unless set)")
+	fs.IntVar(&c.concurrency, "concurrency", 100, "concurrent calls (each holds two connections), or churn cycles (churn mode: 32 unless set)")
 	fs.Float64Var(&c.rate, "rate", 0, "calls started per second; 0: every slot starts its next call as soon as the last ended")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "how long calls are started (the measurement window ends here)")
 	fs.DurationVar(&c.warmup, "warmup", 0, "calls started before this are not measured")
@@ -126,7 +163,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.candidates, "candidates", 10, "ICE candidates each side sends")
 	fs.IntVar(&c.sdpBytes, "sdp-bytes", 1500, "size of each SDP")
 	fs.DurationVar(&c.retry, "retry", time.Second, "an unanswered client event is sent again after this (protocol: resend until answered)")
-	fs.DurationVar(&c.attempt, "connect-attempt", 3*time.Second, "a Socket.IO handshake not answered within this is tried again on a new websocket")
+	fs.DurationVar(&c.attempt, "connect-attempt", 3*time.Second, "a Socket.IO handshake not answered within this is tried again on a new websocket (churn mode: 1s unless set)")
 	ack := fs.String("ack", "coalesce", "coalesce: at most one ack in flight per membership; each: ack every event")
 	fs.BoolVar(&c.connPerCall, "conn-per-call", false, "open two new connections for every call instead of reusing them")
 	fs.IntVar(&c.dialPar, "dial-parallel", 64, "connections being opened at once")
@@ -137,14 +174,51 @@ func parseFlags(args []string) (config, error) {
 	steps := fs.String("idle-steps", "", "idle mode: comma-separated connection counts to measure at (default: 5 even steps)")
 	fs.DurationVar(&c.idleRest, "idle-rest", 10*time.Second, "idle mode: how long CPU at rest is measured with all connections open")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "idle mode: wait this long after each step before measuring")
+	fs.IntVar(&c.cycles, "cycles", 100000, "churn mode: measured cycles (rooms), after the warm-up ones; on the first instance")
+	fs.IntVar(&c.warmupCycles, "warmup-cycles", 300, "churn mode: cycles run before the reading the others are compared with")
+	fs.DurationVar(&c.churnSettle, "churn-settle", time.Minute, "churn mode: how long to wait for the server's connections and members to reach 0 before each reading")
+	fs.Int64Var(&c.maxGoroutineGrowth, "max-goroutine-growth", defaultMaxGoroutineGrowth, "churn mode: goroutines the server may have gained after the cycles")
+	fs.Int64Var(&c.maxHeapGrowth, "max-heap-growth", defaultMaxHeapGrowth, "churn mode: bytes of heap in use the server may have gained (or -max-heap-growth-pct, whichever is more)")
+	fs.Float64Var(&c.maxHeapGrowthPct, "max-heap-growth-pct", defaultMaxHeapGrowthPct, "churn mode: heap in use growth allowed, in % of the reading after the warm-up")
+	fs.StringVar(&c.redisURL, "redis-url", "", "churn mode: the server's Redis (redis://, loopback), to count the keys left under -redis-prefix")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", "", "churn mode: the server's SWITCHBOARD_REDIS_PREFIX (with -redis-url)")
+	fs.Int64Var(&c.maxRedisKeyGrowth, "max-redis-key-growth", defaultMaxRedisKeyGrowth, "churn mode: keys under -redis-prefix the cycles may leave")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if c.mode != "calls" && c.mode != "idle" {
-		return c, fmt.Errorf("-mode must be calls or idle")
+	if c.mode != "calls" && c.mode != "idle" && c.mode != "churn" {
+		return c, fmt.Errorf("-mode must be calls, idle or churn")
 	}
 	c.addrs = splitList(*addrs)
 	c.sources = splitList(*sources)
+	if c.mode == "churn" {
+		if len(c.sources) == 0 {
+			c.sources = defaultChurnSources
+		}
+		// A handshake the server library leaves unanswered (it drops a CONNECT now and then)
+		// holds a worker for the whole attempt; answered ones take milliseconds here.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["connect-attempt"] {
+			c.attempt = time.Second
+		}
+		if !set["concurrency"] {
+			c.concurrency = 32
+		}
+		switch {
+		case c.cycles < 1 || c.warmupCycles < 0:
+			return c, errors.New("-cycles must be positive, -warmup-cycles not negative")
+		case c.churnSettle <= 0:
+			return c, errors.New("-churn-settle must be positive")
+		case c.redisURL != "" && c.redisPrefix == "":
+			return c, errors.New("-redis-url needs -redis-prefix (counting every key of a shared Redis says nothing)")
+		}
+		if c.redisURL != "" {
+			if err := checkRedisURL(c.redisURL); err != nil {
+				return c, fmt.Errorf("-redis-url: %w", err)
+			}
+		}
+	}
 	if len(c.addrs) == 0 {
 		return c, errors.New("-addrs is empty")
 	}

@@ -155,8 +155,11 @@ func dial(ctx context.Context, d *dialer, u string, attempt time.Duration, sent,
 }
 
 func dialOnce(ctx context.Context, wd *websocket.Dialer, u string, sent, recv counter) (*sioConn, error) {
-	ws, _, err := wd.DialContext(ctx, u, nil)
+	ws, resp, err := wd.DialContext(ctx, u, nil)
 	if err != nil {
+		if resp != nil { // refused before the upgrade, e.g. 429 from a connection rate limit
+			err = fmt.Errorf("%w: HTTP %s", err, resp.Status)
+		}
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
