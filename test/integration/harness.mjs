@@ -458,9 +458,9 @@ export function candIndex(payload) {
 }
 
 /**
- * Polls `fn` until it returns something truthy.
+ * Polls `fn` until it returns (or resolves to) something truthy.
  * @template T
- * @param {() => T} fn
+ * @param {() => T | Promise<T>} fn
  * @param {number} [timeoutMs]
  * @param {string} [what]
  * @returns {Promise<NonNullable<T>>}
@@ -468,7 +468,7 @@ export function candIndex(payload) {
 export async function until(fn, timeoutMs = 10000, what = 'condition') {
   const start = Date.now();
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return /** @type {NonNullable<T>} */ (v);
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(10);
