@@ -147,36 +147,60 @@ func BenchmarkJoin(b *testing.B) {
 	})
 }
 
-// BenchmarkHandoff measures the answerer's join only; the held offer is set up untimed.
+// BenchmarkHandoff measures the answerer's join only; the held offer is set up untimed. On Redis
+// it also reports the round trips of that join (a pipeline counts once).
 func BenchmarkHandoff(b *testing.B) {
-	benchStores(b, func(b *testing.B, st store.Store) {
-		ctx := context.Background()
-		sdp := []byte(`{"from":"c1","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}`)
-		b.ReportAllocs()
-		for b.Loop() {
-			b.StopTimer()
-			room := nextRoom("h")
-			now := time.Now()
-			if _, err := st.Join(ctx, store.JoinParams{Room: room, Peer: "c1", Token: "t1", Instance: "i1", Conn: "cc", Now: now}); err != nil {
+	b.Run("memory", func(b *testing.B) {
+		st := store.NewMemory(store.Options{})
+		b.Cleanup(func() { _ = st.Close() })
+		benchHandoff(b, st, nil)
+	})
+	b.Run("redis", func(b *testing.B) {
+		st, c, _ := storetest.Redis(b, store.Options{})
+		var trips atomic.Int64
+		c.AddHook(countHook{&trips})
+		benchHandoff(b, st, &trips)
+	})
+}
+
+func benchHandoff(b *testing.B, st store.Store, trips *atomic.Int64) {
+	ctx := context.Background()
+	sdp := []byte(`{"from":"c1","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}`)
+	var joinTrips int64
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		room := nextRoom("h")
+		now := time.Now()
+		if _, err := st.Join(ctx, store.JoinParams{Room: room, Peer: "c1", Token: "t1", Instance: "i1", Conn: "cc", Now: now}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Send(ctx, store.SendParams{Room: room, Peer: "c1", Conn: "cc", Seq: 1, Kind: store.KindOffer, Body: sdp, Now: now}); err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10 {
+			if _, err := st.Send(ctx, store.SendParams{Room: room, Peer: "c1", Conn: "cc", Seq: int64(2 + i),
+				Kind: store.KindCandidate, Body: benchCandidate("c1", i), Now: now}); err != nil {
 				b.Fatal(err)
-			}
-			if _, err := st.Send(ctx, store.SendParams{Room: room, Peer: "c1", Conn: "cc", Seq: 1, Kind: store.KindOffer, Body: sdp, Now: now}); err != nil {
-				b.Fatal(err)
-			}
-			for i := range 10 {
-				if _, err := st.Send(ctx, store.SendParams{Room: room, Peer: "c1", Conn: "cc", Seq: int64(2 + i),
-					Kind: store.KindCandidate, Body: benchCandidate("c1", i), Now: now}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StartTimer()
-			m, err := st.Join(ctx, store.JoinParams{Room: room, Peer: "a1", Token: "t2", Instance: "i2", Conn: "ca", Now: now})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m.Last != 11 {
-				b.Fatalf("answerer has %d queued messages, want 11", m.Last)
 			}
 		}
-	})
+		var before int64
+		if trips != nil {
+			before = trips.Load()
+		}
+		b.StartTimer()
+		m, err := st.Join(ctx, store.JoinParams{Room: room, Peer: "a1", Token: "t2", Instance: "i2", Conn: "ca", Now: now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m.Last != 11 {
+			b.Fatalf("answerer has %d queued messages, want 11", m.Last)
+		}
+		if trips != nil {
+			joinTrips += trips.Load() - before
+		}
+	}
+	if trips != nil {
+		b.ReportMetric(float64(joinTrips)/float64(b.N), "roundtrips/op")
+	}
 }

@@ -2,6 +2,8 @@ package signaling_test
 
 // Benchmarks of the hub's hot paths on the memory store, without sockets: what one instance
 // spends per relayed candidate and per held-offer hand-off, before the transport and Redis.
+// HandoffRedis is the hand-off on the Redis at SWITCHBOARD_TEST_REDIS_ADDR (default
+// 127.0.0.1:6379) under a fresh key prefix.
 //
 //	go test -run '^$' -bench . -benchmem ./server/signaling/
 
@@ -13,9 +15,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rtc/switchboard/server/signaling"
 	"github.com/switchboard-rtc/switchboard/store"
+	"github.com/switchboard-rtc/switchboard/store/storetest"
 )
 
 // benchConn counts what the hub emits and keeps the last server seq.
@@ -36,7 +42,7 @@ func (c *benchConn) Emit(_ string, payload json.RawMessage) {
 	c.emitted.Add(1)
 }
 
-// benchRig runs two hubs (two instances) on one memory store until the benchmark ends.
+// benchRig runs two hubs (two instances) on one store until the benchmark ends.
 type benchRig struct {
 	hubs []*signaling.Hub
 }
@@ -44,16 +50,24 @@ type benchRig struct {
 func newBenchRig(b *testing.B) *benchRig {
 	b.Helper()
 	st := store.NewMemory(store.Options{MaxBacklog: 1 << 20})
+	b.Cleanup(func() { _ = st.Close() }) // after the hubs stop
+	return startBenchRig(b, st, signaling.Config{})
+}
+
+// startBenchRig starts the hubs on st; they stop when the benchmark ends. st stays open.
+func startBenchRig(b *testing.B, st store.Store, cfg signaling.Config) *benchRig {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &benchRig{}
 	var wg sync.WaitGroup
 	for i := range 2 {
-		h := signaling.NewHub(signaling.Config{Instance: fmt.Sprintf("i%d", i)}, st, slog.New(slog.DiscardHandler))
+		cfg.Instance = fmt.Sprintf("i%d", i)
+		h := signaling.NewHub(cfg, st, slog.New(slog.DiscardHandler))
 		r.hubs = append(r.hubs, h)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = h.Run(ctx) }()
 	}
-	b.Cleanup(func() { cancel(); wg.Wait(); _ = st.Close() })
+	b.Cleanup(func() { cancel(); wg.Wait() })
 	return r
 }
 
@@ -126,22 +140,66 @@ func BenchmarkHandoff(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		n++
-		room := fmt.Sprintf("h%d", n)
-		caller, answerer := &benchConn{id: "c" + room}, &benchConn{id: "a" + room}
-		r.hubs[0].Connect(caller)
-		r.hubs[1].Connect(answerer)
-		r.do(b, 0, caller, "join", map[string]any{"room": room})
-		r.do(b, 0, caller, "offer", map[string]any{"room": room, "seq": float64(1), "sdp": benchSDP})
-		for i := range 10 {
-			r.do(b, 0, caller, "candidate", candidatePayload(room, 2+i, i))
-		}
-		r.do(b, 1, answerer, "join", map[string]any{"room": room})
-		if got := answerer.emitted.Load(); got != 11 {
-			b.Fatalf("answerer got %d of 11 events", got)
-		}
-		r.do(b, 1, answerer, "leave", map[string]any{"room": room, "seq": float64(1)})
-		r.do(b, 0, caller, "leave", map[string]any{"room": room, "seq": float64(12)})
-		r.hubs[0].Disconnect(caller)
-		r.hubs[1].Disconnect(answerer)
+		r.handoff(b, fmt.Sprintf("h%d", n), func() {}, func(got int64) bool { return got == 11 })
 	}
+}
+
+// BenchmarkHandoffRedis is BenchmarkHandoff on Redis, timing the answerer's join alone (with its
+// post-reply step, which emits the offer and candidates) and counting its round trips. The
+// background loops are slowed down so that they add none. Deliveries also arrive by pub/sub, so
+// the answerer may see an event twice.
+func BenchmarkHandoffRedis(b *testing.B) {
+	st, c, _ := storetest.Redis(b, store.Options{MaxBacklog: 1 << 20})
+	var trips atomic.Int64
+	c.AddHook(countHook{&trips})
+	r := startBenchRig(b, st, signaling.Config{SweepInterval: time.Hour, RenewInterval: time.Hour, ResendInterval: time.Hour})
+	b.ReportAllocs()
+	n := 0
+	var joinTrips, before int64
+	for b.Loop() {
+		n++
+		b.StopTimer()
+		r.handoff(b, fmt.Sprintf("h%d", n),
+			func() { before = trips.Load(); b.StartTimer() },
+			func(got int64) bool {
+				b.StopTimer()
+				joinTrips += trips.Load() - before
+				return got >= 11
+			})
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(joinTrips)/float64(b.N), "roundtrips/op")
+}
+
+// handoff runs one call's held-offer path in room; beforeJoin runs right before the answerer's
+// join, and joined checks how many events the answerer got right after it.
+func (r *benchRig) handoff(b *testing.B, room string, beforeJoin func(), joined func(got int64) bool) {
+	caller, answerer := &benchConn{id: "c" + room}, &benchConn{id: "a" + room}
+	r.hubs[0].Connect(caller)
+	r.hubs[1].Connect(answerer)
+	r.do(b, 0, caller, "join", map[string]any{"room": room})
+	r.do(b, 0, caller, "offer", map[string]any{"room": room, "seq": float64(1), "sdp": benchSDP})
+	for i := range 10 {
+		r.do(b, 0, caller, "candidate", candidatePayload(room, 2+i, i))
+	}
+	beforeJoin()
+	r.do(b, 1, answerer, "join", map[string]any{"room": room})
+	if got := answerer.emitted.Load(); !joined(got) {
+		b.Fatalf("answerer got %d of 11 events", got)
+	}
+	r.do(b, 1, answerer, "leave", map[string]any{"room": room, "seq": float64(1)})
+	r.do(b, 0, caller, "leave", map[string]any{"room": room, "seq": float64(12)})
+	r.hubs[0].Disconnect(caller)
+	r.hubs[1].Disconnect(answerer)
+}
+
+// countHook counts the commands and pipelines a Redis client sends: its round trips.
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
