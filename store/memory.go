@@ -259,17 +259,22 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 			o.queue(r, other, EventPeerJoined, body)
 		}
 	}
+	var handed []Message
 	if h := r.held; h != nil && h.from != p.Peer {
 		if h.exp <= now {
 			o.expireHeld(r)
 		} else {
 			o.dropHeld(r)
+			mb := r.members[p.Peer]
 			for _, e := range h.entries {
 				o.queue(r, p.Peer, e.event, e.body)
+				handed = append(handed, Message{Seq: mb.last, Event: e.event, Body: bytes.Clone(e.body)})
 			}
 		}
 	}
-	return memMembership(r, p.Peer), nil
+	mem := memMembership(r, p.Peer)
+	mem.Handed = handed
+	return mem, nil
 }
 
 // Resume implements Store.

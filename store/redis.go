@@ -257,6 +257,10 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 		return Membership{}, err
 	}
 	m.Retried = len(data) > 1 && num(data[1]) == 1
+	if len(data) > 2 {
+		flat, _ := data[2].([]any)
+		m.Handed = parseMessages(flat)
+	}
 	return m, nil
 }
 
@@ -463,12 +467,18 @@ func (r *Redis) Pending(ctx context.Context, room, peer string, after int64) ([]
 		return nil, nil
 	}
 	flat, _ := data[0].([]any)
+	return parseMessages(flat), nil
+}
+
+// parseMessages parses queued entries as the scripts return them: seq, "<event>\n<body>", ...
+// No entries give nil.
+func parseMessages(flat []any) []Message {
 	var out []Message
 	for i := 0; i+1 < len(flat); i += 2 {
 		event, body, _ := strings.Cut(str(flat[i+1]), "\n")
 		out = append(out, Message{Seq: num(flat[i]), Event: event, Body: []byte(body)})
 	}
-	return out, nil
+	return out
 }
 
 // Disconnect implements Store.

@@ -18,8 +18,9 @@ type Store interface {
 	// Join adds a member to a room, or, when p.Nonce was seen before in this room, returns that
 	// earlier membership (taking it over for p.Instance/p.Conn, like Resume).
 	// A held offer waiting in the room (from another member, not expired) moves atomically into
-	// the new member's queue: the offer first, then its candidates in order. Every other member
-	// gets a "peer-joined" message. Returns ErrRoomFull when the room has Options.Capacity members.
+	// the new member's queue: the offer first, then its candidates in order (Membership.Handed
+	// returns them). Every other member gets a "peer-joined" message. Returns ErrRoomFull when
+	// the room has Options.Capacity members.
 	//
 	// The first member of an empty room is the caller, every later one an answerer. A held offer
 	// already past its TTL is dropped instead and its sender gets "expired". Members whose resume
@@ -197,6 +198,10 @@ type Membership struct {
 	Acked             int64    // last server sequence number acknowledged
 	Last              int64    // last server sequence number assigned
 	Retried           bool     // Join found the nonce: this is the earlier membership
+	// Handed is what Join moved into the new member's queue (a held offer, then its candidates)
+	// in seq order, as Pending(after 0) would return it right after: the caller can emit it
+	// without reading the queue back. Empty for a Join-retry and for Resume.
+	Handed []Message
 }
 
 // Member is one member of a room as others see it.

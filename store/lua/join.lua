@@ -1,6 +1,7 @@
 -- join: ARGV[5] peer, [6] token, [7] nonce ('' for none), [8] instance, [9] conn,
 -- [10] lease due (ms), [11] capacity, [12] required role ('' for any).
--- Returns "ok" with membership(peer) and retried (0/1), or "room_full" / "role" / "peer_exists".
+-- Returns "ok" with membership(peer), retried (0/1) and what the join moved into peer's queue
+-- (seq, entry, seq, entry, ... as pending returns it), or "room_full" / "role" / "peer_exists".
 local peer, tok, nonce, inst, conn, leaseDue = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local capacity = tonumber(ARGV[11])
 local required = ARGV[12]
@@ -16,7 +17,7 @@ if nonce ~= '' then
   if earlier then
     if earlier ~= peer then trem[#trem + 1] = preAdded end
     takeover(earlier, inst, conn, leaseDue)
-    return finish('ok', membership(earlier), 1)
+    return finish('ok', membership(earlier), 1, {})
   end
 end
 
@@ -48,14 +49,19 @@ end
 
 -- A held offer moves to the newcomer in the same step, so exactly one answerer gets it and a
 -- candidate sent meanwhile is either among the held ones or relayed live afterwards.
+local handed = {}
 local from = get('h:from')
 if from and from ~= peer then
   if tonumber(get('h:exp')) <= NOW then
     expireHeld()
   else
-    for i = 1, num('h:n') do queue(peer, get('h:' .. i)) end
+    for i = 1, num('h:n') do
+      local entry = get('h:' .. i)
+      handed[#handed + 1] = queue(peer, entry)
+      handed[#handed + 1] = entry
+    end
     dropHeld()
   end
 end
 
-return finish('ok', membership(peer), 0)
+return finish('ok', membership(peer), 0, handed)

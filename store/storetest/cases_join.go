@@ -137,6 +137,46 @@ var joinCases = []testCase{
 		e.expectEvents("r", "alice", nth(1, joined("bob", "answerer")), nth(2, `answer {"from":"bob","sdp":"a1"}`))
 	}},
 
+	{name: "JoinReturnsWhatItHanded", opts: store.Options{Capacity: 3}, run: func(t *testing.T, e *env) {
+		a := e.join("r", "alice")
+		if len(a.Handed) != 0 {
+			t.Fatalf("join of an empty room handed %q", render(a.Handed))
+		}
+		e.sendOK("r", "alice", store.KindOffer, "", offerBody("alice", "o1"))
+		for i := 1; i <= 3; i++ {
+			e.sendOK("r", "alice", store.KindCandidate, "", candBody("alice", i))
+		}
+		p := store.JoinParams{Room: "r", Peer: "bob", Token: "tok-bob", Nonce: "nonce-bob1",
+			Instance: "i1", Conn: "c-bob", Now: e.now}
+		b, err := e.s.Join(e.ctx, p)
+		if err != nil {
+			t.Fatalf("answerer's join: %v", err)
+		}
+		want := e.events("r", "bob")
+		if got := render(b.Handed); !slices.Equal(got, want) || len(got) != 4 || b.Last != 4 {
+			t.Fatalf("answerer's join handed %q (last %d), want what Pending returns: %q", got, b.Last, want)
+		}
+		p.Peer, p.Token, p.Conn = "bob2", "tok-bob2", "c-bob2"
+		again, err := e.s.Join(e.ctx, p)
+		if err != nil || !again.Retried {
+			t.Fatalf("retried join: %+v, %v", again, err)
+		}
+		if len(again.Handed) != 0 || again.Last != 4 {
+			t.Fatalf("retried join handed %q (last %d), want nothing (last 4)", render(again.Handed), again.Last)
+		}
+		if c := e.join("r", "carol"); len(c.Handed) != 0 {
+			t.Fatalf("join with nothing held handed %q", render(c.Handed))
+		}
+
+		// A held offer past its TTL is not handed over.
+		e.join("r2", "alice")
+		e.sendOK("r2", "alice", store.KindOffer, "", offerBody("alice", "o2"))
+		e.at(e.opts.HeldTTL + time.Second)
+		if b := e.join("r2", "bob"); len(b.Handed) != 0 || b.Last != 0 {
+			t.Fatalf("join after the held offer expired handed %q (last %d)", render(b.Handed), b.Last)
+		}
+	}},
+
 	{name: "HeldOfferReplacedBySameSender", run: func(t *testing.T, e *env) {
 		e.join("r", "alice")
 		e.sendOK("r", "alice", store.KindOffer, "", offerBody("alice", "o1"))
