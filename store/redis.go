@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,9 +49,10 @@ import (
 //	h:exp            held offer expiry (ms)
 //	h:gen            held offer generation, names its timer; outlives the held offer
 type Redis struct {
-	client redis.UniversalClient
-	opts   Options
-	log    *slog.Logger
+	client  redis.UniversalClient
+	opts    Options
+	log     *slog.Logger
+	cluster bool // a pipeline's commands for several slots may run in any order
 
 	heldMu    sync.Mutex
 	heldCount int64     // last ZCARD of HeldKey
@@ -106,7 +108,8 @@ var (
 
 // NewRedis returns a store on client. Close closes the client.
 func NewRedis(client redis.UniversalClient, opts Options) *Redis {
-	return &Redis{client: client, opts: opts.WithDefaults(), log: slog.Default()}
+	_, cluster := client.(*redis.ClusterClient)
+	return &Redis{client: client, opts: opts.WithDefaults(), log: slog.Default(), cluster: cluster}
 }
 
 // SetLogger sets where Listen reports connection trouble (default slog.Default()).
@@ -160,16 +163,31 @@ func (r *Redis) run(ctx context.Context, op string, s *redis.Script, room string
 	if err := ctxErr(ctx, op); err != nil {
 		return "", nil, err
 	}
-	argv := append([]any{r.opts.Prefix, room, now, r.opts.RoomTTL.Milliseconds()}, args...)
-	res, err := s.Run(ctx, r.client, []string{RoomKey(r.opts.Prefix, room)}, argv...).Slice()
+	res, err := s.Run(ctx, r.client, []string{RoomKey(r.opts.Prefix, room)}, r.scriptArgs(room, now, args...)...).Slice()
 	if err != nil {
 		return "", nil, r.fail(ctx, op, err)
 	}
+	return r.applyReply(ctx, op, res)
+}
+
+// scriptArgs returns the ARGV of a room script: the common ones, then args.
+func (r *Redis) scriptArgs(room string, now int64, args ...any) []any {
+	return append([]any{r.opts.Prefix, room, now, r.opts.RoomTTL.Milliseconds()}, args...)
+}
+
+// applyReply applies the timer changes a room script's reply asks for, and extra adds (name,
+// due) unless the script removes them. It returns the script's status and data.
+func (r *Redis) applyReply(ctx context.Context, op string, res []any, extra ...any) (string, []any, error) {
 	if len(res) < 3 {
 		return "", nil, fmt.Errorf("store: %s: short script reply %v", op, res)
 	}
 	adds, _ := res[1].([]any)
 	rems, _ := res[2].([]any)
+	for i := 0; i+1 < len(extra); i += 2 {
+		if !slices.Contains(rems, extra[i]) {
+			adds = append(adds, extra[i], extra[i+1])
+		}
+	}
 	if err := r.applyTimers(ctx, adds, rems); err != nil {
 		return "", nil, r.fail(ctx, op, err)
 	}
@@ -232,17 +250,13 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 	}
 	now := ms(p.Now)
 	due := r.leaseDue(now)
-	// The new member's lease timer goes in first: should the reply be lost after the script ran,
-	// the member still times out. The script removes it again when the join does not add p.Peer.
-	key := TimersKey(r.opts.Prefix)
-	pipe := r.client.Pipeline()
-	pipe.ZAdd(ctx, key, redis.Z{Member: leaseTimer(p.Room, p.Peer, 1), Score: float64(due)})
-	pipe.PExpire(ctx, key, r.opts.RoomTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
+	lease := leaseTimer(p.Room, p.Peer, 1)
+	res, missing, err := r.joinScript(ctx, lease, due, p.Room, r.scriptArgs(p.Room, now,
+		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role))
+	if err != nil {
 		return Membership{}, r.fail(ctx, "join", err)
 	}
-	status, data, err := r.run(ctx, "join", scriptJoin, p.Room, now,
-		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role)
+	status, data, err := r.applyReply(ctx, "join", res, missing...)
 	if err != nil {
 		return Membership{}, err
 	}
@@ -262,6 +276,46 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 		m.Handed = parseMessages(flat)
 	}
 	return m, nil
+}
+
+// joinScript runs the join script after adding the new member's lease timer (lease, due):
+// should the reply be lost after the script ran, the member still times out. The script takes
+// the timer back when the join does not add the member.
+//
+// Both go in one pipeline, which one connection runs in order. A Cluster client sends the
+// commands of each node concurrently, so there the timer gets a round trip of its own first.
+// Should the timer fail while the script succeeds, missing returns it for applyReply to add.
+func (r *Redis) joinScript(ctx context.Context, lease string, due int64, room string, argv []any) (res, missing []any, err error) {
+	keys := []string{RoomKey(r.opts.Prefix, room)}
+	timers := TimersKey(r.opts.Prefix)
+	pipe := r.client.Pipeline()
+	zadd := pipe.ZAdd(ctx, timers, redis.Z{Member: lease, Score: float64(due)})
+	pipe.PExpire(ctx, timers, r.opts.RoomTTL)
+	if r.cluster {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, nil, err
+		}
+		res, err := scriptJoin.Run(ctx, r.client, keys, argv...).Slice()
+		return res, nil, err
+	}
+	join := scriptJoin.EvalSha(ctx, pipe, keys, argv...)
+	_, _ = pipe.Exec(ctx)
+	res, err = join.Slice()
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		// The script did not run (Redis does not have it cached yet), so sending it whole
+		// applies the join once; the timer is in already.
+		if err := zadd.Err(); err != nil {
+			return nil, nil, err
+		}
+		res, err = scriptJoin.Eval(ctx, r.client, keys, argv...).Slice()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if zadd.Err() != nil {
+		missing = []any{lease, due}
+	}
+	return res, missing, nil
 }
 
 // Resume implements Store.

@@ -72,6 +72,83 @@ func TestRedisRelayIsOneRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRedisHandoffIsTwoRoundTrips checks an answerer's join that takes a held offer: the lease
+// timer and the script in one round trip, the script's timer changes in another.
+func TestRedisHandoffIsTwoRoundTrips(t *testing.T) {
+	s, c, prefix := newRedisStore(t, store.Options{})
+	ctx := context.Background()
+	holdRedisOffer(t, s, "r")
+	var n atomic.Int64
+	c.AddHook(countHook{&n})
+	m, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "bob", Token: "t", Instance: "i1", Conn: "c-bob", Now: storetest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 2 {
+		t.Fatalf("the hand-off took %d round trips, want 2", n.Load())
+	}
+	if len(m.Handed) != 2 || m.Last != 2 {
+		t.Fatalf("handed %v (last %d), want the offer and its candidate", m.Handed, m.Last)
+	}
+	due := storetest.T0.Add(store.DefaultResumeWindow + store.DefaultLeaseGrace).UnixMilli()
+	if got, err := c.ZScore(ctx, store.TimersKey(prefix), "L|r|bob|1").Result(); err != nil || int64(got) != due {
+		t.Fatalf("bob's lease timer: %v, %v; want %d", got, err, due)
+	}
+}
+
+// TestRedisJoinLoadsScript runs joins on a Redis without the scripts cached: the join is applied
+// once, with its lease timer.
+func TestRedisJoinLoadsScript(t *testing.T) {
+	port := freePort(t)
+	startRedis(t, port)
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	s := store.NewRedis(client, store.Options{Prefix: "sbtest:noscript:"})
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	holdRedisOffer(t, s, "r")
+	if err := client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	client.AddHook(countHook{&n})
+	m, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "bob", Token: "t", Nonce: "nonce-bob1", Instance: "i1", Conn: "c-bob", Now: storetest.T0})
+	if err != nil || m.Retried || len(m.Handed) != 2 {
+		t.Fatalf("join without the script cached: %+v, %v", m, err)
+	}
+	if n.Load() != 3 {
+		t.Fatalf("join without the script cached took %d round trips, want 3 (NOSCRIPT, EVAL, timers)", n.Load())
+	}
+	if msgs, err := s.Pending(ctx, "r", "alice", 0); err != nil || len(msgs) != 1 {
+		t.Fatalf("alice's queue: %v, %v; want one peer-joined", msgs, err)
+	}
+	if err := client.ZScore(ctx, store.TimersKey("sbtest:noscript:"), "L|r|bob|1").Err(); err != nil {
+		t.Fatalf("bob's lease timer: %v", err)
+	}
+	if err := client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "bob2", Token: "t2", Nonce: "nonce-bob1", Instance: "i1", Conn: "c-bob2", Now: storetest.T0})
+	if err != nil || !again.Retried || again.Peer != "bob" || again.Gen != 2 || len(again.Handed) != 0 {
+		t.Fatalf("retried join without the script cached: %+v, %v", again, err)
+	}
+}
+
+// holdRedisOffer joins alice to room and holds her offer with one candidate.
+func holdRedisOffer(t *testing.T, s *store.Redis, room string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Join(ctx, store.JoinParams{Room: room, Peer: "alice", Token: "t", Instance: "i1", Conn: "c-alice", Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []store.Kind{store.KindOffer, store.KindCandidate} {
+		_, err := s.Send(ctx, store.SendParams{Room: room, Peer: "alice", Conn: "c-alice", Seq: int64(i + 1), Kind: k,
+			Body: []byte(`{"from":"alice"}`), Now: storetest.T0})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRedisStaleTimersAreNoOps checks that timers whose gen is no longer current change nothing.
 func TestRedisStaleTimersAreNoOps(t *testing.T) {
 	s, c, prefix := newRedisStore(t, store.Options{})
