@@ -29,9 +29,15 @@ export interface SwitchboardOptions {
   reconnectionDelay?: number;
   /** Largest delay between reconnection attempts, ms. Default 2000. */
   reconnectionDelayMax?: number;
-  /** Resend interval of unanswered signaling messages, ms. Default 1000. */
+  /**
+   * Wait before the first resend of an unanswered signaling message, ms. Default 1000. Each
+   * further resend waits twice as long, up to `maxRetryMs`, every wait drawn from 50–100% of
+   * that; a new connection starts again at `retryMs`.
+   */
   retryMs?: number;
-  /** How long one emission waits for its reply, ms. Default 1000. */
+  /** The longest wait between two resends, ms. Default 8000. */
+  maxRetryMs?: number;
+  /** How long one emission waits for its reply at least (up to the next resend), ms. Default 1000. */
   ackTimeoutMs?: number;
   /** Where memberships are kept across a page reload. Default `sessionStorage`; `null`: nowhere. */
   storage?: StorageLike | null;
@@ -163,6 +169,7 @@ export class SignalingError extends Error {
 
 export interface ChannelOptions {
   retryMs?: number;
+  maxRetryMs?: number;
   ackTimeoutMs?: number;
   maxInFlight?: number;
   storage?: StorageLike;

@@ -37,6 +37,7 @@ const QUIET_CODES = new Set([
  * @property {any} RTCPeerConnection constructor
  * @property {import('./channel.js').StorageLike | null} storage
  * @property {number} retryMs
+ * @property {number} maxRetryMs
  * @property {number} ackTimeoutMs
  * @property {(call: Call) => void} forget
  */
@@ -205,7 +206,8 @@ export class Call extends Emitter {
   /** A page reload left a membership in storage: resume it and leave, so the join is clean. */
   async _dropStored() {
     const old = new SignalingChannel(this.host.socket, {
-      retryMs: this.host.retryMs, ackTimeoutMs: this.host.ackTimeoutMs,
+      retryMs: this.host.retryMs, maxRetryMs: this.host.maxRetryMs,
+      ackTimeoutMs: this.host.ackTimeoutMs,
       storage: /** @type {any} */ (this._storage),
     });
     this._oldChannel = old;
@@ -225,6 +227,7 @@ export class Call extends Emitter {
   _newChannel() {
     const channel = new SignalingChannel(this.host.socket, {
       retryMs: this.host.retryMs,
+      maxRetryMs: this.host.maxRetryMs,
       ackTimeoutMs: this.host.ackTimeoutMs,
       storage: this._storage || undefined,
     });

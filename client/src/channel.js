@@ -2,9 +2,9 @@
 //
 // A SignalingChannel wraps one Socket.IO v4 client socket (from socket.io-client, given by the
 // caller, so this module has no dependencies and runs in Node and in browsers) and one room
-// membership. It numbers outgoing sequenced messages and retries them until the server replies,
-// applies incoming server messages exactly once and in order, acknowledges them, and resumes the
-// membership after a reconnect.
+// membership. It numbers outgoing sequenced messages and retries them, backing off, until the
+// server replies, applies incoming server messages exactly once and in order, acknowledges them,
+// and resumes the membership after a reconnect.
 
 /** Client events that carry a client `seq`. */
 export const SEQUENCED_EVENTS = Object.freeze(['offer', 'answer', 'candidate', 'hangup', 'leave']);
@@ -25,6 +25,21 @@ const NOT_JOINED_TOLERANCE = 3;
 
 /** Smallest gap between two `ack` emissions, in milliseconds. */
 const ACK_BATCH_MS = 20;
+
+/**
+ * How long to wait before resend number `n` (1 for the first) of one request: `retryMs`, doubled
+ * per resend up to `maxRetryMs`, drawn uniformly from the upper half of that ("equal jitter").
+ * Doubling keeps an overloaded server from being fed one more copy for every late reply; the
+ * jitter keeps clients that lost their replies together from resending together.
+ * @param {number} n
+ * @param {number} retryMs
+ * @param {number} maxRetryMs
+ * @returns {number} milliseconds
+ */
+function retryDelay(n, retryMs, maxRetryMs) {
+  const base = Math.min(maxRetryMs, retryMs * 2 ** Math.min(Math.max(n, 1) - 1, 30));
+  return base / 2 + Math.random() * (base / 2);
+}
 
 const STORAGE_KEY = 'switchboard.membership';
 
@@ -48,8 +63,13 @@ const STORAGE_KEY = 'switchboard.membership';
 
 /**
  * @typedef {object} ChannelOptions
- * @property {number} [retryMs=1000] interval between two emissions of an unanswered message
- * @property {number} [ackTimeoutMs=1000] how long one emission waits for its reply
+ * @property {number} [retryMs=1000] wait before the first resend of an unanswered message (or
+ *   of a request refused with a transient error); each further resend waits twice as long, up
+ *   to `maxRetryMs`, every wait drawn from 50–100% of that; a new connection starts again at
+ *   `retryMs`
+ * @property {number} [maxRetryMs=8000] the longest wait between two resends
+ * @property {number} [ackTimeoutMs=1000] how long one emission waits for its reply at least (up
+ *   to the next resend when that comes later)
  * @property {number} [maxInFlight=32] how many sequenced messages may await their reply at
  *   once; later ones wait their turn (the server refuses early messages beyond a limit of its
  *   own with out_of_order, so a larger burst only costs retry rounds)
@@ -72,7 +92,8 @@ const STORAGE_KEY = 'switchboard.membership';
  * @property {boolean} settled
  * @property {any} timer
  * @property {number} notJoined consecutive `not_joined` replies
- * @property {number} attempts
+ * @property {number} attempts emissions in all
+ * @property {number} round emissions on the current connection (sets the resend wait)
  */
 
 /** An error from a server reply; `code` is the protocol's error code. */
@@ -221,9 +242,12 @@ export class SignalingChannel extends Emitter {
    * @param {SocketLike} socket a socket.io-client socket (connected or not)
    * @param {ChannelOptions} [options]
    */
-  constructor(socket, { retryMs = 1000, ackTimeoutMs = 1000, maxInFlight = 32, storage } = {}) {
+  constructor(socket, {
+    retryMs = 1000, maxRetryMs = 8000, ackTimeoutMs = 1000, maxInFlight = 32, storage,
+  } = {}) {
     super();
     this.retryMs = retryMs;
+    this.maxRetryMs = Math.max(retryMs, maxRetryMs);
     this.ackTimeoutMs = ackTimeoutMs;
     this.maxInFlight = Math.max(1, maxInFlight);
     /** @type {StorageLike | undefined} */
@@ -262,6 +286,8 @@ export class SignalingChannel extends Emitter {
     this._ackSent = 0;
     this._ackTimer = /** @type {any} */ (null);
     this._lastAckAt = 0;
+    /** Failed `ack` emissions in a row on this connection: the next one backs off. */
+    this._ackFailures = 0;
 
     // connection state
     this._closed = false;
@@ -270,7 +296,10 @@ export class SignalingChannel extends Emitter {
     this._resumeTimer = /** @type {any} */ (null);
     /** Bumped on every (re)connect, so stale retry loops can tell. */
     this._connGen = 0;
-    /** Set of pending `sleep` timers, cleared by close(). */
+    /**
+     * Pending `sleep` timers, cleared by close().
+     * @type {Set<{timer: any, resolve: () => void, untilConnect: boolean}>}
+     */
     this._sleeps = new Set();
 
     /** @type {SocketLike | null} */
@@ -319,25 +348,19 @@ export class SignalingChannel extends Emitter {
     this._applied = 0;
     this._ahead.clear();
     try {
-      for (;;) {
-        const payload = options.token ? { room, nonce, token: options.token } : { room, nonce };
-        const reply = await this._requestUntilReply('join', payload, () => true);
-        if (reply && reply.ok === true) {
-          this._setMembership(reply, room);
-          this._nextSeq = Number.isInteger(reply.next) && reply.next > 0 ? reply.next : 1;
-          if (typeof reply.token === 'string') this.token = reply.token;
-          this._save();
-          this._joiningRoom = null;
-          this._drainAhead();
-          return reply;
-        }
-        const err = replyError(reply);
-        if (err.code === 'unavailable' || err.code === 'rate_limited') {
-          await this._sleep(this.retryMs);
-          continue;
-        }
-        throw err;
-      }
+      const payload = options.token ? { room, nonce, token: options.token } : { room, nonce };
+      const reply = await this._requestUntilReply('join', payload, () => true, (r) => {
+        const code = replyError(r).code;
+        return code === 'unavailable' || code === 'rate_limited';
+      });
+      if (!reply || reply.ok !== true) throw replyError(reply);
+      this._setMembership(reply, room);
+      this._nextSeq = Number.isInteger(reply.next) && reply.next > 0 ? reply.next : 1;
+      if (typeof reply.token === 'string') this.token = reply.token;
+      this._save();
+      this._joiningRoom = null;
+      this._drainAhead();
+      return reply;
     } catch (err) {
       if (this._joiningRoom === room) {
         this._joiningRoom = null;
@@ -349,9 +372,9 @@ export class SignalingChannel extends Emitter {
 
   /**
    * Sends a sequenced message (`offer`, `answer`, `candidate`, `hangup`, `leave`). `room` and
-   * `seq` are filled in. The message is emitted at once and again every `retryMs` until the
-   * server replies; several may be in flight. Resolves with the ok reply, once; rejects with a
-   * {@link SignalingError} on a final error reply.
+   * `seq` are filled in. The message is emitted at once and again, backing off from `retryMs` to
+   * `maxRetryMs`, until the server replies; several may be in flight. Resolves with the ok reply,
+   * once; rejects with a {@link SignalingError} on a final error reply.
    *
    * A message the server had applied before a reconnect, whose reply was lost, resolves with
    * `{ok: true, seq, applied: true}` when the resume reply shows it was applied.
@@ -373,7 +396,7 @@ export class SignalingChannel extends Emitter {
       /** @type {OutboxEntry} */
       const entry = {
         seq, event, payload: full, resolve, reject, settled: false, timer: null,
-        notJoined: 0, attempts: 0,
+        notJoined: 0, attempts: 0, round: 0,
       };
       this._outbox.set(seq, entry);
       this._save();
@@ -506,6 +529,13 @@ export class SignalingChannel extends Emitter {
    */
   _onConnect() {
     this._connGen++;
+    this._ackFailures = 0;
+    for (const t of this._sleeps) {
+      if (!t.untilConnect) continue;
+      clearTimeout(t.timer);
+      this._sleeps.delete(t);
+      t.resolve();
+    }
     if (this.joined) this._startResume();
     else this._kickOutbox();
   }
@@ -526,14 +556,19 @@ export class SignalingChannel extends Emitter {
   // Requests
 
   /**
-   * Emits `event` until a reply arrives (timeouts and disconnections are retried). Used for
-   * `join` and `resume`.
+   * Emits `event` until a reply arrives that `retryable` does not refuse (timeouts and
+   * disconnections are retried too), backing off between emissions as `send` does; one emission
+   * at a time, so the next one also waits for the last one's `ackTimeoutMs`. Used for `join` and
+   * `resume`.
    * @param {string} event
    * @param {object} payload
    * @param {() => boolean} keepGoing checked before every attempt
+   * @param {(reply: any) => boolean} [retryable] whether a reply is a transient error
    * @returns {Promise<any>}
    */
-  async _requestUntilReply(event, payload, keepGoing) {
+  async _requestUntilReply(event, payload, keepGoing, retryable = () => false) {
+    let round = 0;
+    let connGen = this._connGen;
     for (;;) {
       if (this._closed) throw new SignalingError('closed', 'channel is closed');
       if (!keepGoing()) throw new SignalingError('cancelled', `${event} cancelled`);
@@ -541,25 +576,37 @@ export class SignalingChannel extends Emitter {
         await this._sleep(Math.min(this.retryMs, 100));
         continue;
       }
-      const started = Date.now();
-      try {
-        const socket = /** @type {SocketLike} */ (this.socket);
-        return await socket.timeout(this.ackTimeoutMs).emitWithAck(event, payload);
-      } catch {
-        // Timed out or disconnected: emit again, at most once per retryMs.
-        const wait = this.retryMs - (Date.now() - started);
-        if (wait > 0) await this._sleep(wait);
+      if (connGen !== this._connGen) {
+        // A fresh connection: try promptly again.
+        connGen = this._connGen;
+        round = 0;
       }
+      const wait = retryDelay(++round, this.retryMs, this.maxRetryMs);
+      const started = Date.now();
+      const socket = /** @type {SocketLike} */ (this.socket);
+      let answered = false;
+      let reply;
+      try {
+        reply = await socket.timeout(Math.max(this.ackTimeoutMs, wait)).emitWithAck(event, payload);
+        answered = true;
+      } catch {
+        // timed out or disconnected
+      }
+      if (answered && ((reply && reply.ok === true) || !retryable(reply))) return reply;
+      // Emit again once the wait is over, or at once on a new connection.
+      const left = wait - (Date.now() - started);
+      if (left > 0 && connGen === this._connGen) await this._sleep(left, true);
     }
   }
 
   /**
    * @param {number} ms
+   * @param {boolean} [untilConnect] end early when a new connection is made
    * @returns {Promise<void>}
    */
-  _sleep(ms) {
+  _sleep(ms, untilConnect = false) {
     return new Promise((resolve) => {
-      const t = { timer: /** @type {any} */ (null), resolve };
+      const t = { timer: /** @type {any} */ (null), resolve, untilConnect };
       t.timer = setTimeout(() => {
         this._sleeps.delete(t);
         resolve();
@@ -576,12 +623,16 @@ export class SignalingChannel extends Emitter {
     return !this._closed && !this._resuming && this._connected() && this.joined;
   }
 
-  /** Emits every unanswered message now (after a (re)connect or resume). */
+  /**
+   * Emits every unanswered message now (after a (re)connect or resume); the backoff starts
+   * again, as the new connection may well answer at once.
+   */
   _kickOutbox() {
     const entries = [...this._outbox.values()].sort((a, b) => a.seq - b.seq);
     for (const entry of entries) {
       if (entry.timer) clearTimeout(entry.timer);
       entry.timer = null;
+      entry.round = 0;
       this._attempt(entry);
     }
   }
@@ -622,11 +673,14 @@ export class SignalingChannel extends Emitter {
     const connGen = this._connGen;
     const resumeGen = this._resumeGen;
     const socket = /** @type {SocketLike} */ (this.socket);
+    const wait = retryDelay(++entry.round, this.retryMs, this.maxRetryMs);
     entry.timer = setTimeout(() => {
       entry.timer = null;
       this._attempt(entry);
-    }, this.retryMs);
-    socket.timeout(this.ackTimeoutMs).emitWithAck(entry.event, entry.payload).then(
+    }, wait);
+    // A reply after ackTimeoutMs but before the resend still settles the message, rather than
+    // being dropped and costing the (overloaded) server one more copy.
+    socket.timeout(Math.max(this.ackTimeoutMs, wait)).emitWithAck(entry.event, entry.payload).then(
       (reply) => this._onSendReply(entry, reply, connGen, resumeGen),
       () => { /* no reply in time: the retry timer sends it again */ },
     );
@@ -690,28 +744,25 @@ export class SignalingChannel extends Emitter {
     const connGen = this._connGen;
     const payload = { room: this.room, peer: this.peer, token: this.token };
     const keepGoing = () => gen === this._resumeGen && connGen === this._connGen && !this._closed;
+    /** @param {any} r unavailable, internal, …: tried again */
+    const transient = (r) => {
+      const code = replyError(r).code;
+      return code !== 'resume_failed' && code !== 'bad_request';
+    };
     const run = async () => {
-      for (;;) {
-        let reply;
-        try {
-          reply = await this._requestUntilReply('resume', payload, keepGoing);
-        } catch {
-          return; // cancelled or closed: a later connect starts again
-        }
-        if (!keepGoing()) return;
-        if (reply && reply.ok === true) {
-          this._onResumed(reply);
-          return;
-        }
-        const err = replyError(reply);
-        if (err.code === 'resume_failed' || err.code === 'bad_request') {
-          this._resuming = false;
-          this._onResumeFailed(err);
-          return;
-        }
-        await this._sleep(this.retryMs); // unavailable, internal: try again
-        if (!keepGoing()) return;
+      let reply;
+      try {
+        reply = await this._requestUntilReply('resume', payload, keepGoing, transient);
+      } catch {
+        return; // cancelled or closed: a later connect starts again
       }
+      if (!keepGoing()) return;
+      if (reply && reply.ok === true) {
+        this._onResumed(reply);
+        return;
+      }
+      this._resuming = false;
+      this._onResumeFailed(replyError(reply));
     };
     run();
   }
@@ -724,6 +775,7 @@ export class SignalingChannel extends Emitter {
   /** @param {any} reply */
   _onResumed(reply) {
     this._resuming = false;
+    this._ackFailures = 0;
     this._setMembership(reply, /** @type {string} */ (this.room));
     const next = Number.isInteger(reply.next) ? reply.next : null;
     if (next !== null) {
@@ -737,6 +789,9 @@ export class SignalingChannel extends Emitter {
     this._save();
     this.emit('resumed', reply);
     this._kickOutbox();
+    // An ack held back by failures on the old connection goes now.
+    if (this._ackTimer) clearTimeout(this._ackTimer);
+    this._ackTimer = null;
     // The server resends every message after `acked`; make sure it learns what we applied.
     const acked = Number.isInteger(reply.acked) ? reply.acked : 0;
     if (this._applied > acked || this._ackWanted) this._scheduleAck(true);
@@ -814,7 +869,7 @@ export class SignalingChannel extends Emitter {
 
   /**
    * Sends `ack {room, seq: lastApplied}` soon: at most one in flight, at most one per
-   * ACK_BATCH_MS, always the latest.
+   * ACK_BATCH_MS, always the latest. After a failed one the next waits as a resend does.
    * @param {boolean} force send even if this seq was acknowledged already
    */
   _scheduleAck(force) {
@@ -822,7 +877,10 @@ export class SignalingChannel extends Emitter {
     if (force) this._ackForce = true;
     this._ackWanted = true;
     if (this._ackInFlight || this._ackTimer) return;
-    const wait = Math.max(0, this._lastAckAt + ACK_BATCH_MS - Date.now());
+    const gap = this._ackFailures > 0
+      ? Math.max(ACK_BATCH_MS, retryDelay(this._ackFailures, this.retryMs, this.maxRetryMs))
+      : ACK_BATCH_MS;
+    const wait = Math.max(0, this._lastAckAt + gap - Date.now());
     this._ackTimer = setTimeout(() => {
       this._ackTimer = null;
       this._flushAck();
@@ -846,11 +904,14 @@ export class SignalingChannel extends Emitter {
     this._ackInFlight = true;
     this._lastAckAt = Date.now();
     const socket = /** @type {SocketLike} */ (this.socket);
+    const connGen = this._connGen;
     const done = (/** @type {any} */ reply) => {
       this._ackInFlight = false;
-      if (reply && reply.ok === true && seq > (this._ackSent || 0)) this._ackSent = seq;
+      const ok = reply && reply.ok === true;
+      if (ok && seq > (this._ackSent || 0)) this._ackSent = seq;
       if (this._closed) return;
-      if (!reply || reply.ok !== true) {
+      if (connGen === this._connGen) this._ackFailures = ok ? 0 : this._ackFailures + 1;
+      if (!ok) {
         // Lost or refused (e.g. a resume race): try again with whatever is latest then.
         this._ackWanted = true;
         this._ackForce = true;

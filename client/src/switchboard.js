@@ -20,8 +20,12 @@ import { Call } from './call.js';
  *   failed connection attempts in a row
  * @property {number} [reconnectionDelay=250] first delay before a reconnection attempt (ms)
  * @property {number} [reconnectionDelayMax=2000] largest delay between attempts (ms)
- * @property {number} [retryMs=1000] resend interval of unanswered signaling messages
- * @property {number} [ackTimeoutMs=1000] how long one emission waits for its reply
+ * @property {number} [retryMs=1000] wait before the first resend of an unanswered signaling
+ *   message; it doubles per resend up to `maxRetryMs` (each wait drawn from 50–100% of that)
+ *   and starts again at `retryMs` on a new connection
+ * @property {number} [maxRetryMs=8000] the longest wait between two resends
+ * @property {number} [ackTimeoutMs=1000] how long one emission waits for its reply at least (up
+ *   to the next resend when that comes later)
  * @property {import('./channel.js').StorageLike | null} [storage] where memberships are kept
  *   for a page reload (default `sessionStorage`; `null` for none)
  * @property {object} [socketOptions] more socket.io-client options
@@ -60,6 +64,7 @@ export class Switchboard extends Emitter {
       socketOptions: options.socketOptions || {},
     };
     this.retryMs = options.retryMs ?? 1000;
+    this.maxRetryMs = options.maxRetryMs ?? 8000;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 1000;
     this.storage = options.storage === undefined ? defaultStorage() : options.storage;
     this.RTCPeerConnection = options.RTCPeerConnection || /** @type {any} */ (globalThis).RTCPeerConnection;

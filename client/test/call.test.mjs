@@ -53,6 +53,7 @@ function world(t, netOpts = {}) {
         RTCPeerConnection: FakePC,
         storage,
         retryMs: 40,
+        maxRetryMs: 320,
         ackTimeoutMs: 40,
       });
       made.push(sb);
@@ -169,7 +170,7 @@ test('remote candidates that arrive before the remote description wait for it', 
   // A hand-driven answerer that sends its candidates before its answer.
   const sock = new FakeSocket(w.server, w.net);
   sock.connect();
-  const ch = new SignalingChannel(sock, { retryMs: 40, ackTimeoutMs: 40 });
+  const ch = new SignalingChannel(sock, { retryMs: 40, maxRetryMs: 320, ackTimeoutMs: 40 });
   t.after(() => ch.close());
   /** @type {any} */
   let offer = null;

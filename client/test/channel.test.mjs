@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { SignalingChannel, SignalingError, Emitter } from '../src/channel.js';
 import { FakeServer, FakeSocket, Network, err, until, sleep } from './fake.mjs';
 
-const FAST = { retryMs: 30, ackTimeoutMs: 30 };
+// The defaults scaled down: resends back off from 30 ms to 8 × that.
+const FAST = { retryMs: 30, maxRetryMs: 240, ackTimeoutMs: 30 };
 
 /**
  * Builds a server, a network and a connected socket + channel; registers cleanup that also
@@ -204,7 +205,8 @@ test('send retries with the same seq until a reply arrives', async (t) => {
   const attempts = socket.sent.filter((s) => s.event === 'offer');
   assert.ok(attempts.length >= 4);
   assert.ok(attempts.every((a) => a.payload.seq === 1 && a.payload.room === 'r1' && a.payload.sdp === 'v=0'));
-  assert.ok(Date.now() - started >= 3 * FAST.retryMs - 5, 'retries are spaced by retryMs');
+  // Three resends wait at least 50% of 30, 60 and 120 ms.
+  assert.ok(Date.now() - started >= 3.5 * FAST.retryMs - 5, 'retries are spaced out');
   const m = [...server.room('r1').values()][0];
   assert.equal(m.applied.length, 1, 'applied once');
 });
