@@ -40,6 +40,7 @@ type config struct {
 	candidates  int
 	sdpBytes    int
 	retry       time.Duration
+	maxRetry    time.Duration
 	attempt     time.Duration
 	ackCoalesce bool
 	connPerCall bool
@@ -162,7 +163,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.callTimeout, "call-timeout", 30*time.Second, "a call taking longer (besides -hold) fails")
 	fs.IntVar(&c.candidates, "candidates", 10, "ICE candidates each side sends")
 	fs.IntVar(&c.sdpBytes, "sdp-bytes", 1500, "size of each SDP")
-	fs.DurationVar(&c.retry, "retry", time.Second, "an unanswered client event is sent again after this (protocol: resend until answered)")
+	fs.DurationVar(&c.retry, "retry", time.Second, "an unanswered client event is first sent again after this (protocol: resend until answered); each further resend waits twice as long, up to -max-retry, every wait drawn from 50-100% of that, as the bundled client")
+	fs.DurationVar(&c.maxRetry, "max-retry", 8*time.Second, "the longest wait between two resends of a client event")
 	fs.DurationVar(&c.attempt, "connect-attempt", 3*time.Second, "a Socket.IO handshake not answered within this is tried again on a new websocket (churn mode: 1s unless set)")
 	ack := fs.String("ack", "coalesce", "coalesce: at most one ack in flight per membership; each: ack every event")
 	fs.BoolVar(&c.connPerCall, "conn-per-call", false, "open two new connections for every call instead of reusing them")
@@ -259,6 +261,8 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("-candidates must be 1..60 (the server holds at most 64)")
 	case c.callTimeout <= 0 || c.retry <= 0 || c.attempt <= 0:
 		return c, errors.New("timeouts must be positive")
+	case c.maxRetry < c.retry:
+		return c, errors.New("-max-retry must be at least -retry")
 	}
 	return c, nil
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -205,15 +206,29 @@ type request struct {
 	s       *side
 	event   string
 	payload []byte
-	retry   time.Duration
 
 	mu     sync.Mutex
 	sentAt time.Time // first emission
 	timer  *time.Timer
+	resent int           // resends so far
+	next   time.Duration // wait before the next resend
 	done   bool
 	reply  reply
 	err    error
 	doneCh chan struct{}
+}
+
+// retryWait is the wait before resend n (1 for the first), as the bundled client does it: -retry
+// doubled per resend up to -max-retry, drawn uniformly from 50-100% of that (equal jitter), so
+// late replies under overload do not each bring one more copy, and clients that lost replies
+// together do not resend together.
+func retryWait(n int, retry, maxRetry time.Duration) time.Duration {
+	d := retry
+	for i := 1; i < n && d < maxRetry; i++ {
+		d *= 2
+	}
+	d = min(d, maxRetry)
+	return d/2 + mrand.N(d/2+1)
 }
 
 // retryCode reports the errors after which a message was not applied and is sent again with
@@ -223,7 +238,7 @@ func retryCode(code string) bool {
 }
 
 func (s *side) start(event string, payload []byte) *request {
-	r := &request{s: s, event: event, payload: payload, retry: s.g.cfg.retry, doneCh: make(chan struct{})}
+	r := &request{s: s, event: event, payload: payload, doneCh: make(chan struct{})}
 	r.mu.Lock()
 	r.sentAt = time.Now()
 	r.mu.Unlock()
@@ -239,8 +254,10 @@ func (r *request) fire(first bool) {
 	}
 	if !first {
 		r.s.g.retries.add(1)
+		r.resent++
 	}
-	r.timer = time.AfterFunc(r.retry, func() { r.fire(false) })
+	r.next = retryWait(r.resent+1, r.s.g.cfg.retry, r.s.g.cfg.maxRetry)
+	r.timer = time.AfterFunc(r.next, func() { r.fire(false) })
 	r.mu.Unlock()
 	if _, err := r.s.conn.emit(r.event, r.payload, r.onReply); err != nil {
 		r.finish(reply{}, fmt.Errorf("%w: %v", errConnLost, r.s.conn.failure()))
@@ -267,7 +284,7 @@ func (r *request) onReply(raw []byte) {
 		r.s.g.errs.add(r.event + " retried after " + rep.code())
 		r.mu.Lock()
 		if !r.done && r.timer != nil {
-			r.timer.Reset(r.retry) // the timer sends it again
+			r.timer.Reset(r.next) // the timer sends it again
 		}
 		r.mu.Unlock()
 		return
