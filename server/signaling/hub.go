@@ -330,12 +330,33 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 	flush := h.flushFunc(m)
 	if !ms.Retried {
 		h.cfg.Metrics.Joined(ms.Role)
-		// A new member's queue is empty unless the join handed it a held offer.
+		// A new member's queue is empty unless the join handed it a held offer. When the join
+		// returned all of it, it is emitted as is: reading it back would cost a store call.
 		if flush != nil && ms.Last > 0 {
+			if handedAll(ms) {
+				return r, func() { h.emitAll(m, ms.Handed); h.cfg.Metrics.HandOff(time.Since(start)) }
+			}
 			return r, func() { flush(); h.cfg.Metrics.HandOff(time.Since(start)) }
 		}
 	}
 	return r, flush
+}
+
+// handedAll reports whether ms.Handed is the new member's whole queue, Acked+1 through Last.
+func handedAll(ms store.Membership) bool {
+	n := len(ms.Handed)
+	return n > 0 && ms.Handed[0].Seq == ms.Acked+1 && ms.Handed[n-1].Seq == ms.Last &&
+		int64(n) == ms.Last-ms.Acked
+}
+
+// emitAll emits msgs to m as flush would after reading them from the store. Whatever the
+// store published meanwhile (these, or later ones) reaches Deliver too; the client drops a
+// seq it has, and a gap marks m for a read of the store.
+func (h *Hub) emitAll(m *membership, msgs []store.Message) {
+	now := h.now()
+	for _, msg := range msgs {
+		m.emit(msg, now)
+	}
 }
 
 func (h *Hub) resume(ctx context.Context, cl *client, f fields) (Reply, func()) {

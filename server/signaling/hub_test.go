@@ -112,7 +112,12 @@ type rig struct {
 // newRig runs n hubs (instances) on one memory store.
 func newRig(t *testing.T, n int, opts store.Options, cfg Config) *rig {
 	t.Helper()
-	st := store.NewMemory(opts)
+	return newRigOn(t, n, store.NewMemory(opts), cfg)
+}
+
+// newRigOn runs n hubs (instances) on st, which it closes at the end.
+func newRigOn(t *testing.T, n int, st store.Store, cfg Config) *rig {
+	t.Helper()
 	r := &rig{t: t, st: st}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -225,6 +230,74 @@ func TestHeldOfferAcrossInstances(t *testing.T) {
 	}
 	if rep := r.call(0, caller, EvOffer, obj("room", "r1", "seq", float64(8), "sdp", "x")); code(rep) != CodeNotJoined {
 		t.Fatalf("offer after leave: %v", rep)
+	}
+}
+
+// handoffStore records the members whose queue is read, and can return less of what a join
+// handed over than it did.
+type handoffStore struct {
+	store.Store
+	trim bool // drop the last handed message from Join's result
+
+	mu   sync.Mutex
+	read []string // peers Pending was called for
+}
+
+func (s *handoffStore) Join(ctx context.Context, p store.JoinParams) (store.Membership, error) {
+	ms, err := s.Store.Join(ctx, p)
+	if s.trim && len(ms.Handed) > 0 {
+		ms.Handed = ms.Handed[:len(ms.Handed)-1]
+	}
+	return ms, err
+}
+
+func (s *handoffStore) Pending(ctx context.Context, room, peer string, after int64) ([]store.Message, error) {
+	s.mu.Lock()
+	s.read = append(s.read, peer)
+	s.mu.Unlock()
+	return s.Store.Pending(ctx, room, peer, after)
+}
+
+func (s *handoffStore) reads(peer string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, p := range s.read {
+		if p == peer {
+			n++
+		}
+	}
+	return n
+}
+
+// A join that takes a held offer emits what the store handed over without reading the queue
+// back, unless the store's answer does not cover the whole queue.
+func TestHandOffEmitsWhatJoinHanded(t *testing.T) {
+	for _, trim := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trim=%v", trim), func(t *testing.T) {
+			st := &handoffStore{Store: store.NewMemory(store.Options{}), trim: trim}
+			r := newRigOn(t, 2, st, Config{})
+			caller := r.connect(0, "a1")
+			r.mustOK(0, caller, EvJoin, obj("room", "r1"))
+			r.mustOK(0, caller, EvOffer, obj("room", "r1", "seq", float64(1), "sdp", "v=0 offer"))
+			for i := range 2 {
+				r.mustOK(0, caller, EvCandidate, obj("room", "r1", "seq", float64(2+i), "candidate", cand(i)))
+			}
+			answerer := r.connect(1, "b1")
+			j := r.mustOK(1, answerer, EvJoin, obj("room", "r1"))
+			// The post-reply step has run: everything is out, with no resend needed.
+			evs := answerer.applied()
+			if len(evs) != 3 || evs[0].Name != "offer" || evs[1].Name != "candidate" || evs[2].Name != "candidate" {
+				t.Fatalf("answerer got %v right after its join, want the offer and 2 candidates", evs)
+			}
+			want := 0
+			if trim {
+				want = 1
+			}
+			if got := st.reads(j["peer"].(string)); got != want {
+				t.Fatalf("the answerer's queue was read %d times, want %d", got, want)
+			}
+		})
 	}
 }
 
