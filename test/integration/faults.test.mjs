@@ -14,7 +14,8 @@ const ENV = {
   SWITCHBOARD_REORDER_TIMEOUT: '3s',
   SWITCHBOARD_MAX_BACKLOG: '2000',
 };
-const CLIENT = { transport: /** @type {const} */ ('websocket'), retryMs: 250, ackTimeoutMs: 250 };
+// The client's resend backoff scaled down with retryMs (the defaults are 1 s up to 8 s).
+const CLIENT = { transport: /** @type {const} */ ('websocket'), retryMs: 250, maxRetryMs: 2000, ackTimeoutMs: 250 };
 
 test(`a full call through a lossy, duplicating, reordering proxy (websocket, seed ${SEED})`, async (t) => {
   await withCluster(t, ENV, async ({ a, b }) => {

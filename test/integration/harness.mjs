@@ -396,12 +396,15 @@ export const SERVER_EVENTS = ['offer', 'answer', 'candidate', 'peer-joined', 'pe
  * A socket plus a SignalingChannel that records what it receives.
  * @param {string} name
  * @param {string} url
- * @param {{transport?: 'websocket' | 'polling', retryMs?: number, ackTimeoutMs?: number}} [o]
+ * @param {{transport?: 'websocket' | 'polling', retryMs?: number, maxRetryMs?: number,
+ *   ackTimeoutMs?: number}} [o]
  * @returns {Promise<Peer>}
  */
-export async function makePeer(name, url, { transport = 'websocket', retryMs = 1000, ackTimeoutMs = 1000 } = {}) {
+export async function makePeer(name, url, {
+  transport = 'websocket', retryMs = 1000, maxRetryMs = 8000, ackTimeoutMs = 1000,
+} = {}) {
   const socket = connect(url, { transport });
-  const channel = new SignalingChannel(socket, { retryMs, ackTimeoutMs });
+  const channel = new SignalingChannel(socket, { retryMs, maxRetryMs, ackTimeoutMs });
   channels.add(channel);
   /** @type {Peer} */
   const peer = {
