@@ -53,14 +53,14 @@ func newSocketIO(ctx context.Context, cfg Config, hub *signaling.Hub, work *infl
 		c := &sioConn{s: s, id: cfg.InstanceID + ":" + string(s.Id())}
 		hub.Connect(c)
 		s.OnAny(func(args ...any) {
-			// The library calls this on its read path: hand off at once.
+			// The library already runs each incoming packet on a goroutine of its own (and so
+			// out of order; the protocol's seqs restore it), never on the connection's read
+			// loop: handling the event right here costs no second goroutine.
 			if !work.begin() {
 				return
 			}
-			go func() {
-				defer work.end()
-				handleEvent(ctx, hub, log, c, args)
-			}()
+			defer work.end()
+			handleEvent(ctx, hub, log, c, args)
 		})
 		disconnect := func(...any) {
 			if work.begin() {
