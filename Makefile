@@ -26,7 +26,8 @@ node_modules: package-lock.json
 # Fuzz targets: `make fuzz` runs each for FUZZTIME; the test command runs each for a count of
 # inputs (a time budget can trip the fuzzer's "context deadline exceeded" while it minimises).
 FUZZ_TARGETS = server/signaling:FuzzDecodeCandidate server/signaling:FuzzDecodeSDP \
-	server/signaling:FuzzDecodeEnvelope server/signaling:FuzzHandle auth:FuzzVerify
+	server/signaling:FuzzDecodeEnvelope server/signaling:FuzzHandle server/signaling:FuzzAppendJSONString \
+	auth:FuzzVerify
 FUZZTIME ?= 60s
 
 fuzz:
