@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/store"
@@ -15,13 +16,18 @@ import (
 
 var _ store.Handler = (*Hub)(nil)
 
-// Deliver emits a published message to its recipient if it is connected here.
+// Deliver emits a published message to its recipient if it is connected here. A message for a
+// member a join here is still creating is noted for that join.
 func (h *Hub) Deliver(d store.Delivery) {
 	if d.Event == store.EventExpired {
 		h.cfg.Metrics.Expired()
 	}
+	key := memberKey{d.Room, d.Peer}
 	h.mu.Lock()
-	m := h.members[memberKey{d.Room, d.Peer}]
+	m := h.members[key]
+	if top, ok := h.joining[key]; ok && m == nil && d.Seq > top {
+		h.joining[key] = d.Seq
+	}
 	h.mu.Unlock()
 	if m != nil {
 		m.emit(d.Message, h.now())
@@ -29,7 +35,13 @@ func (h *Hub) Deliver(d store.Delivery) {
 }
 
 // Resync marks every local membership for a read of its queue: deliveries may have been missed.
+// So do the joins under way: their post-reply step reads the queue.
 func (h *Hub) Resync() {
+	h.mu.Lock()
+	for k := range h.joining {
+		h.joining[k] = math.MaxInt64
+	}
+	h.mu.Unlock()
 	for _, m := range h.snapshot() {
 		m.markStale()
 	}

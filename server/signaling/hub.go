@@ -134,6 +134,10 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[string]*client // by Conn.ID
 	members map[memberKey]*membership
+	// joining holds the members joins here are creating, with the highest seq published to
+	// each before it was attached: Deliver drops those, so the join's post-reply step must
+	// cover them.
+	joining map[memberKey]int64
 }
 
 // client is one connection and its memberships. Fields are guarded by Hub.mu.
@@ -158,6 +162,7 @@ func NewHub(cfg Config, st store.Store, log *slog.Logger) *Hub {
 		now:     time.Now,
 		clients: make(map[string]*client),
 		members: make(map[memberKey]*membership),
+		joining: make(map[memberKey]int64),
 	}
 }
 
@@ -316,14 +321,20 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 	if h.roomCount(cl) >= h.cfg.MaxRooms && h.membership(cl, room) == nil {
 		return errReply(errorf(CodeTooManyRooms, "a connection may be in at most %d rooms", h.cfg.MaxRooms)), nil
 	}
+	key := memberKey{room, newID(8)}
+	h.mu.Lock()
+	h.joining[key] = 0
+	h.mu.Unlock()
+	defer h.endJoin(key)
 	ms, err := h.st.Join(ctx, store.JoinParams{
-		Room: room, Peer: newID(8), Token: newToken(), Nonce: nonce, Role: role,
+		Room: room, Peer: key.peer, Token: newToken(), Nonce: nonce, Role: role,
 		Instance: h.cfg.Instance, Conn: cl.conn.ID(), Now: h.now(),
 	})
 	if err != nil {
 		return errReply(h.storeError("join", room, err)), nil
 	}
 	m := h.attach(cl, room, ms, nonce)
+	missed := h.endJoin(key)
 	h.log.Debug("joined", "room", room, "peer", ms.Peer, "role", ms.Role, "retried", ms.Retried)
 	r := h.membershipReply(room, ms)
 	r["token"] = ms.Token
@@ -331,15 +342,26 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 	if !ms.Retried {
 		h.cfg.Metrics.Joined(ms.Role)
 		// A new member's queue is empty unless the join handed it a held offer. When the join
-		// returned all of it, it is emitted as is: reading it back would cost a store call.
+		// returned all of it and nothing later was published before the member was attached,
+		// it is emitted as is: reading it back would cost a store call.
 		if flush != nil && ms.Last > 0 {
-			if handedAll(ms) {
+			if handedAll(ms) && missed <= ms.Last {
 				return r, func() { h.emitAll(m, ms.Handed); h.cfg.Metrics.HandOff(time.Since(start)) }
 			}
 			return r, func() { flush(); h.cfg.Metrics.HandOff(time.Since(start)) }
 		}
 	}
 	return r, flush
+}
+
+// endJoin stops tracking a join's new member and returns the highest seq published to it
+// before it was attached.
+func (h *Hub) endJoin(key memberKey) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	top := h.joining[key]
+	delete(h.joining, key)
+	return top
 }
 
 // handedAll reports whether ms.Handed is the new member's whole queue, Acked+1 through Last.

@@ -237,14 +237,38 @@ func TestHeldOfferAcrossInstances(t *testing.T) {
 // handed over than it did.
 type handoffStore struct {
 	store.Store
-	trim bool // drop the last handed message from Join's result
+	trim      bool   // drop the last handed message from Join's result
+	afterJoin func() // runs once Join is done, before the hub has the result
+
+	listening chan struct{} // gets a value when an instance starts listening
 
 	mu   sync.Mutex
 	read []string // peers Pending was called for
 }
 
+func (s *handoffStore) Listen(ctx context.Context, instance string, h store.Handler) error {
+	return s.Store.Listen(ctx, instance, listenSignal{h, s.listening})
+}
+
+// listenSignal reports the first Resync, which comes once the listener is registered.
+type listenSignal struct {
+	store.Handler
+	ch chan struct{}
+}
+
+func (l listenSignal) Resync() {
+	select {
+	case l.ch <- struct{}{}:
+	default:
+	}
+	l.Handler.Resync()
+}
+
 func (s *handoffStore) Join(ctx context.Context, p store.JoinParams) (store.Membership, error) {
 	ms, err := s.Store.Join(ctx, p)
+	if s.afterJoin != nil {
+		s.afterJoin()
+	}
 	if s.trim && len(ms.Handed) > 0 {
 		ms.Handed = ms.Handed[:len(ms.Handed)-1]
 	}
@@ -271,31 +295,51 @@ func (s *handoffStore) reads(peer string) int {
 }
 
 // A join that takes a held offer emits what the store handed over without reading the queue
-// back, unless the store's answer does not cover the whole queue.
+// back, unless the store's answer does not cover the whole queue or something later was
+// published to the new member before the hub had attached it.
 func TestHandOffEmitsWhatJoinHanded(t *testing.T) {
-	for _, trim := range []bool{false, true} {
-		t.Run(fmt.Sprintf("trim=%v", trim), func(t *testing.T) {
-			st := &handoffStore{Store: store.NewMemory(store.Options{}), trim: trim}
+	for _, c := range []struct {
+		name       string
+		trim, live bool
+		events     int // what the answerer has right after its join
+		reads      int // of the answerer's queue
+	}{
+		{name: "handed", events: 3, reads: 0},
+		{name: "handed-in-part", trim: true, events: 3, reads: 1},
+		{name: "candidate-right-after", live: true, events: 4, reads: 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := &handoffStore{Store: store.NewMemory(store.Options{}), trim: c.trim, listening: make(chan struct{}, 2)}
 			r := newRigOn(t, 2, st, Config{})
+			for range 2 {
+				<-st.listening
+			}
 			caller := r.connect(0, "a1")
-			r.mustOK(0, caller, EvJoin, obj("room", "r1"))
+			jc := r.mustOK(0, caller, EvJoin, obj("room", "r1"))
 			r.mustOK(0, caller, EvOffer, obj("room", "r1", "seq", float64(1), "sdp", "v=0 offer"))
 			for i := range 2 {
 				r.mustOK(0, caller, EvCandidate, obj("room", "r1", "seq", float64(2+i), "candidate", cand(i)))
+			}
+			if c.live {
+				// Relayed live, and published while the answerer's hub is not done joining it.
+				st.afterJoin = func() {
+					st.afterJoin = nil
+					res, err := st.Store.Send(context.Background(), store.SendParams{Room: "r1", Peer: jc["peer"].(string),
+						Conn: "a1", Seq: 4, Kind: store.KindCandidate, Body: []byte(`{"candidate":"late"}`), Now: time.Now()})
+					if err != nil || res.Held {
+						t.Errorf("late candidate: %+v, %v", res, err)
+					}
+				}
 			}
 			answerer := r.connect(1, "b1")
 			j := r.mustOK(1, answerer, EvJoin, obj("room", "r1"))
 			// The post-reply step has run: everything is out, with no resend needed.
 			evs := answerer.applied()
-			if len(evs) != 3 || evs[0].Name != "offer" || evs[1].Name != "candidate" || evs[2].Name != "candidate" {
-				t.Fatalf("answerer got %v right after its join, want the offer and 2 candidates", evs)
+			if len(evs) != c.events || evs[0].Name != "offer" || evs[1].Name != "candidate" || evs[2].Name != "candidate" {
+				t.Fatalf("answerer got %v right after its join, want the offer and %d candidates", evs, c.events-1)
 			}
-			want := 0
-			if trim {
-				want = 1
-			}
-			if got := st.reads(j["peer"].(string)); got != want {
-				t.Fatalf("the answerer's queue was read %d times, want %d", got, want)
+			if got := st.reads(j["peer"].(string)); got != c.reads {
+				t.Fatalf("the answerer's queue was read %d times, want %d", got, c.reads)
 			}
 		})
 	}
