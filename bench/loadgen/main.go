@@ -31,6 +31,7 @@ type config struct {
 	phase       string
 	addrs       []string
 	sources     []string
+	headers     string // browser or minimal
 	concurrency int
 	rate        float64
 	duration    time.Duration
@@ -167,6 +168,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.maxRetry, "max-retry", 8*time.Second, "the longest wait between two resends of a client event")
 	fs.DurationVar(&c.attempt, "connect-attempt", 3*time.Second, "a Socket.IO handshake not answered within this is tried again on a new websocket (churn mode: 1s unless set)")
 	ack := fs.String("ack", "coalesce", "coalesce: at most one ack in flight per membership; each: ack every event")
+	fs.StringVar(&c.headers, "headers", "browser", "handshake headers: browser (origin, user agent, languages, cookies, as Chromium sends them from a page) or minimal (the websocket headers only)")
 	fs.BoolVar(&c.connPerCall, "conn-per-call", false, "open two new connections for every call instead of reusing them")
 	fs.IntVar(&c.dialPar, "dial-parallel", 64, "connections being opened at once")
 	pids := fs.String("server-pids", "", "comma-separated pids of the server processes, for CPU and RSS")
@@ -231,6 +233,9 @@ func parseFlags(args []string) (config, error) {
 	default:
 		return c, fmt.Errorf("-ack must be coalesce or each")
 	}
+	if c.headers != "browser" && c.headers != "minimal" {
+		return c, fmt.Errorf("-headers must be browser or minimal")
+	}
 	for _, p := range splitList(*pids) {
 		n, err := strconv.Atoi(p)
 		if err != nil {
@@ -282,7 +287,7 @@ func newGen(cfg config) (*gen, error) {
 	_, _ = rand.Read(b[:])
 	g := &gen{cfg: cfg, runID: "lg" + hex.EncodeToString(b[:])}
 	var err error
-	if g.dialer, err = newDialer(cfg.sources); err != nil {
+	if g.dialer, err = newDialer(cfg.sources, cfg.headers == "browser"); err != nil {
 		return nil, err
 	}
 	for _, a := range cfg.addrs {

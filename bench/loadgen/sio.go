@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -63,10 +64,29 @@ type dialer struct {
 	mu      sync.Mutex
 	i       int
 	dialers []*websocket.Dialer
+	header  http.Header // sent with every handshake
 }
 
-func newDialer(sources []string) (*dialer, error) {
+// browserHeader is what Chromium sends with a websocket handshake from a page, beside the
+// websocket headers themselves: servers keep a connection's handshake request, so its size is
+// part of the memory an idle connection costs.
+func browserHeader() http.Header {
+	return http.Header{
+		"Origin":          {"http://127.0.0.1:8080"},
+		"Pragma":          {"no-cache"},
+		"Cache-Control":   {"no-cache"},
+		"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"},
+		"Accept-Encoding": {"gzip, deflate, br, zstd"},
+		"Accept-Language": {"en-US,en;q=0.9"},
+		"Cookie":          {"app_session=6f1d2c3b4a5e6f708192a3b4c5d6e7f8; theme=dark; consent=1"},
+	}
+}
+
+func newDialer(sources []string, browserHeaders bool) (*dialer, error) {
 	d := &dialer{}
+	if browserHeaders {
+		d.header = browserHeader()
+	}
 	if len(sources) == 0 {
 		sources = []string{""}
 	}
@@ -136,7 +156,7 @@ const maxDialAttempts = 10
 func dial(ctx context.Context, d *dialer, u string, attempt time.Duration, sent, recv counter) (*sioConn, int, error) {
 	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, attempt)
-		c, err := dialOnce(actx, d.next(), u, sent, recv)
+		c, err := dialOnce(actx, d.next(), d.header, u, sent, recv)
 		cancel()
 		if err == nil {
 			return c, n, nil
@@ -154,8 +174,8 @@ func dial(ctx context.Context, d *dialer, u string, attempt time.Duration, sent,
 	}
 }
 
-func dialOnce(ctx context.Context, wd *websocket.Dialer, u string, sent, recv counter) (*sioConn, error) {
-	ws, resp, err := wd.DialContext(ctx, u, nil)
+func dialOnce(ctx context.Context, wd *websocket.Dialer, header http.Header, u string, sent, recv counter) (*sioConn, error) {
+	ws, resp, err := wd.DialContext(ctx, u, header)
 	if err != nil {
 		if resp != nil { // refused before the upgrade, e.g. 429 from a connection rate limit
 			err = fmt.Errorf("%w: HTTP %s", err, resp.Status)
