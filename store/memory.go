@@ -266,9 +266,11 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 		} else {
 			o.dropHeld(r)
 			mb := r.members[p.Peer]
+			handed = make([]Message, 0, len(h.entries))
 			for _, e := range h.entries {
 				o.queue(r, p.Peer, e.event, e.body)
-				handed = append(handed, Message{Seq: mb.last, Event: e.event, Body: bytes.Clone(e.body)})
+				// The store keeps a copy; the held entry is gone, so its body is the caller's.
+				handed = append(handed, Message{Seq: mb.last, Event: e.event, Body: e.body})
 			}
 		}
 	}
