@@ -30,10 +30,11 @@ func (w *hijackRelease) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("hijack not supported")
 	}
 	c, brw, err := hj.Hijack()
-	if err == nil {
-		w.ResponseWriter = hijacked{}
+	if err != nil {
+		return c, brw, err
 	}
-	return c, brw, err
+	w.ResponseWriter = hijacked{}
+	return &corkConn{Conn: c}, brw, nil // see wsbatch.go
 }
 
 func (w *hijackRelease) Flush() {
