@@ -350,6 +350,9 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 			}
 			return r, func() { flush(); h.cfg.Metrics.HandOff(time.Since(start)) }
 		}
+		if ms.Last == 0 && missed == 0 {
+			return r, nil // nothing queued, nothing published before attach: no read needed
+		}
 	}
 	return r, flush
 }

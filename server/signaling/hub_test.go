@@ -345,6 +345,41 @@ func TestHandOffEmitsWhatJoinHanded(t *testing.T) {
 	}
 }
 
+// A first member's join reads no queue, unless something was published to it before the hub
+// attached it.
+func TestFirstJoinReadsQueueOnlyWhenItMissedSomething(t *testing.T) {
+	for _, missed := range []bool{false, true} {
+		t.Run(fmt.Sprint("missed=", missed), func(t *testing.T) {
+			st := &handoffStore{Store: store.NewMemory(store.Options{}), listening: make(chan struct{}, 1)}
+			r := newRigOn(t, 1, st, Config{})
+			<-st.listening
+			if missed {
+				// A second member joins through the store while the hub is not done joining
+				// the first: its peer-joined is published to a member the hub has not attached.
+				st.afterJoin = func() {
+					st.afterJoin = nil
+					if _, err := st.Store.Join(context.Background(), store.JoinParams{Room: "r1", Peer: "p2",
+						Token: "t2", Instance: "elsewhere", Conn: "c2", Now: time.Now()}); err != nil {
+						t.Errorf("second join: %v", err)
+					}
+				}
+			}
+			a := r.connect(0, "a1")
+			j := r.mustOK(0, a, EvJoin, obj("room", "r1"))
+			want, reads := 0, 0
+			if missed {
+				want, reads = 1, 1
+			}
+			if evs := a.applied(); len(evs) != want || want == 1 && evs[0].Name != "peer-joined" {
+				t.Fatalf("first member got %v right after its join, want %d peer-joined", evs, want)
+			}
+			if got := st.reads(j["peer"].(string)); got != reads {
+				t.Fatalf("its queue was read %d times, want %d", got, reads)
+			}
+		})
+	}
+}
+
 // The transport may run events of one connection in any order: the hub applies them by seq.
 func TestOutOfOrderClientMessagesApplyInOrder(t *testing.T) {
 	r := newRig(t, 1, store.Options{}, Config{})
