@@ -508,6 +508,44 @@ func (r *Redis) Ack(ctx context.Context, room, peer string, seq int64) error {
 	return statusErr("ack", status)
 }
 
+// AckBatch is Ack for several members in one round trip; errs[i] is acks[i]'s outcome. Each
+// script stays atomic; together they are not (none needs the others).
+func (r *Redis) AckBatch(ctx context.Context, acks []AckParams) []error {
+	errs := make([]error, len(acks))
+	if err := ctxErr(ctx, "ack"); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(acks))
+		for i, a := range acks {
+			argv := []any{r.opts.Prefix, a.Room, 0, r.opts.RoomTTL.Milliseconds(), a.Peer, a.Seq}
+			cmds[i] = scriptAck.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, a.Room)}, argv...)
+		}
+		_, _ = pipe.Exec(ctx)
+		if attempt == 0 && cmds[0].Err() != nil && strings.HasPrefix(cmds[0].Err().Error(), "NOSCRIPT") {
+			if err := scriptAck.Load(ctx, r.client).Err(); err == nil {
+				continue // nothing was applied: every script of the pipeline failed the same way
+			}
+		}
+		for i, c := range cmds {
+			v, err := c.Slice()
+			switch {
+			case err != nil:
+				errs[i] = r.fail(ctx, "ack", err)
+			case len(v) < 1:
+				errs[i] = fmt.Errorf("store: ack: short script reply %v", v)
+			default:
+				errs[i] = statusErr("ack", str(v[0])) // ack.lua changes no timers
+			}
+		}
+		return errs
+	}
+}
+
 // Pending implements Store.
 func (r *Redis) Pending(ctx context.Context, room, peer string, after int64) ([]Message, error) {
 	status, data, err := r.run(ctx, "pending", scriptPending, room, 0, peer, after)

@@ -350,3 +350,55 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 func (h *countingHandler) warnings() int64                    { return h.n.Load() }
+
+// joinPair puts two members in room; the second one's join queues peer-joined (seq 1) to first.
+func joinPair(t *testing.T, s store.Store, room, first, second string) {
+	t.Helper()
+	for _, p := range []string{first, second} {
+		if _, err := s.Join(context.Background(), store.JoinParams{Room: room, Peer: p, Token: "t", Instance: "i1",
+			Conn: "c-" + p, Now: storetest.T0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRedisAckBatch(t *testing.T) {
+	check := func(t *testing.T, s *store.Redis, roundTrips *atomic.Int64, want int64) {
+		ctx := context.Background()
+		joinPair(t, s, "r1", "alice", "bob")
+		joinPair(t, s, "r2", "carol", "dave")
+		roundTrips.Store(0)
+		errs := s.AckBatch(ctx, []store.AckParams{{Room: "r1", Peer: "alice", Seq: 1}, {Room: "r2", Peer: "carol", Seq: 1},
+			{Room: "r3", Peer: "nobody", Seq: 1}})
+		if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], store.ErrNotMember) {
+			t.Fatalf("ack batch: %v", errs)
+		}
+		if want > 0 && roundTrips.Load() != want {
+			t.Fatalf("ack batch took %d round trips, want %d", roundTrips.Load(), want)
+		}
+		for _, m := range [][2]string{{"r1", "alice"}, {"r2", "carol"}} {
+			if msgs, err := s.Pending(ctx, m[0], m[1], 0); err != nil || len(msgs) != 0 {
+				t.Fatalf("%s's queue after the ack: %v, %v", m[1], msgs, err)
+			}
+		}
+	}
+	t.Run("cached", func(t *testing.T) {
+		s, c, _ := newRedisStore(t, store.Options{})
+		var n atomic.Int64
+		c.AddHook(countHook{&n})
+		check(t, s, &n, 1)
+	})
+	t.Run("script not loaded", func(t *testing.T) {
+		port := freePort(t)
+		startRedis(t, port)
+		client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+		s := store.NewRedis(client, store.Options{Prefix: "sbtest:acknoscript:"})
+		t.Cleanup(func() { _ = s.Close() })
+		if err := client.ScriptFlush(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var n atomic.Int64
+		client.AddHook(countHook{&n})
+		check(t, s, &n, 0)
+	})
+}

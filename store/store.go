@@ -223,6 +223,12 @@ const (
 	KindSkip      Kind = "skip" // consumes the sequence number only (the server rejected the message)
 )
 
+// AckParams name one acknowledgement: the member's messages up to and including Seq.
+type AckParams struct {
+	Room, Peer string
+	Seq        int64
+}
+
 // SendParams describe one sequenced client message.
 type SendParams struct {
 	Room, Peer, Conn string

@@ -93,10 +93,10 @@ func (h *Hub) flushAfter(ctx context.Context, m *membership, after int64) {
 }
 
 // Run does the hub's background work until ctx is done: receiving deliveries, resending,
-// firing due timers and renewing leases. It returns when all of it has stopped.
+// firing due timers, renewing leases and writing acknowledgements. It returns when all of it has stopped.
 func (h *Hub) Run(ctx context.Context) error {
-	done := make(chan struct{}, 4)
-	loops := []func(context.Context){h.listenLoop, h.resendLoop, h.sweepLoop, h.renewLoop}
+	loops := []func(context.Context){h.listenLoop, h.resendLoop, h.sweepLoop, h.renewLoop, h.ackLoop}
+	done := make(chan struct{}, len(loops))
 	for _, loop := range loops {
 		go func() {
 			defer func() { done <- struct{}{} }()

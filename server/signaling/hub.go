@@ -138,6 +138,8 @@ type Hub struct {
 	// each before it was attached: Deliver drops those, so the join's post-reply step must
 	// cover them.
 	joining map[memberKey]int64
+
+	acks ackWriter // acknowledgements not yet written to the store
 }
 
 // client is one connection and its memberships. Fields are guarded by Hub.mu.
@@ -163,6 +165,7 @@ func NewHub(cfg Config, st store.Store, log *slog.Logger) *Hub {
 		clients: make(map[string]*client),
 		members: make(map[memberKey]*membership),
 		joining: make(map[memberKey]int64),
+		acks:    newAckWriter(),
 	}
 }
 
@@ -202,6 +205,14 @@ func (h *Hub) Disconnect(c Conn) {
 func (h *Hub) markAway(m *membership, conn string) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
 	defer cancel()
+	// The client is likely to resume elsewhere: write what it acknowledged first, so the
+	// instance it resumes on does not resend that.
+	if seq, ok := h.acks.takeOne(m); ok {
+		if err := h.st.Ack(ctx, m.room, m.peer, seq); err != nil && !errors.Is(err, store.ErrNotMember) {
+			h.cfg.Metrics.StoreError("ack")
+			h.log.Warn("write ack failed", "room", m.room, "peer", m.peer, "err", err)
+		}
+	}
 	if err := h.st.Disconnect(ctx, m.room, m.peer, conn, h.now()); err != nil {
 		h.cfg.Metrics.StoreError("disconnect")
 		// The lease stops being renewed, so the member still times out.
@@ -512,10 +523,8 @@ func (h *Hub) ack(ctx context.Context, cl *client, f fields) Reply {
 	if m == nil {
 		return errReply(errorf(CodeNotJoined, "not in room %s", room))
 	}
-	if err := h.st.Ack(ctx, room, m.peer, seq); err != nil {
-		return errReply(h.storeError("ack", room, err))
-	}
 	m.acked(seq)
+	h.acks.note(m, seq) // written to the store by ackLoop
 	return okReply()
 }
 
