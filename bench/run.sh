@@ -16,7 +16,7 @@
 #
 # Settings (environment): CONC DURATION WARMUP LAT_RATE LAT_HOLD LAT_DURATION STRESS_CONC
 # STRESS_DURATION STRESS_WARMUP IDLE IDLE_STEPS SWEEP_RATES SWEEP_DURATION SWEEP_WARMUP SOURCES
-# SERVERS OUT SB_REDIS_QUERY
+# SERVERS OUT SB_REDIS_QUERY SB_ENV
 # SB_BIN (a prebuilt server binary to measure instead of bench/sbserver, e.g. with a patch).
 # The defaults take about 6 minutes; the run in docs/benchmarks.md used
 #   IDLE=19000 IDLE_STEPS=2000,5000,10000,15000,19000 SWEEP_RATES="10 25 50 75 100 150" bench/run.sh
@@ -42,6 +42,7 @@ SOURCES=${SOURCES:-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}
 SERVERS=${SERVERS:-"switchboard node"}
 SB_REDIS_QUERY=${SB_REDIS_QUERY:-} # e.g. "?pool_size=200": appended to Switchboard's REDIS_URL
 SB_BIN=${SB_BIN:-}
+SB_ENV=${SB_ENV:-} # e.g. "GOGC=400": environment of the Switchboard instances (Go runtime settings)
 OUT=${OUT:-$(mktemp -d /tmp/sb-bench.XXXXXX)}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
@@ -130,7 +131,7 @@ start_instances() {
 		switchboard)
 			# The load generator sets up call after call on the same connections: lift the
 			# per-connection event rate limit meant for browsers (the reference has none).
-			REDIS_URL="$REDIS_URL$SB_REDIS_QUERY" SWITCHBOARD_LOG_LEVEL=warn \
+			env $SB_ENV REDIS_URL="$REDIS_URL$SB_REDIS_QUERY" SWITCHBOARD_LOG_LEVEL=warn \
 				SWITCHBOARD_EVENT_RATE=1000000 SWITCHBOARD_EVENT_BURST=1000000 \
 				SWITCHBOARD_CONN_RATE=1000000 SWITCHBOARD_CONN_BURST=1000000 \
 				"$BIN/sbserver" -addr "127.0.0.1:$port" -instance-id "sb$i-$$" >>"$OUT/$kind-$i.log" 2>&1 &
