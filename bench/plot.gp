@@ -2,9 +2,11 @@
 #   gnuplot -e "dir='/tmp/sb-bench.XXXX'; out='bench/results'" bench/plot.gp
 # dir holds latency_by_load.dat and memory_by_conns.dat (written by bench/report -plotdata).
 # With patched=1, dir also holds latency_by_load_patched.dat and memory_by_conns_patched.dat
-# (bench/report -plotdata of a SERVERS=switchboard SB_BIN=... run), drawn as a third server.
+# (bench/report -plotdata of a SERVERS=switchboard SB_BIN=... or SB_ENV=... run), drawn as a third
+# server named label3.
 if (!exists("dir")) dir = "."
 if (!exists("patched")) patched = 0
+if (!exists("label3")) label3 = "Switchboard + patches" # the third server's name
 if (!exists("out")) out = "."
 
 set terminal pngcairo size 900,540 font "DejaVu Sans,11"
@@ -22,8 +24,8 @@ fp = dir."/latency_by_load_patched.dat"
 if (patched) {
 plot f using 1:2 with linespoints lw 2 pt 7 lc rgb "#1f77b4" title "Switchboard p50", \
      f using 1:3 with linespoints lw 2 pt 5 lc rgb "#1f77b4" dt 2 title "Switchboard p99", \
-     fp using 1:2 with linespoints lw 2 pt 7 lc rgb "#9467bd" title "Switchboard + patches p50", \
-     fp using 1:3 with linespoints lw 2 pt 5 lc rgb "#9467bd" dt 2 title "Switchboard + patches p99", \
+     fp using 1:2 with linespoints lw 2 pt 7 lc rgb "#9467bd" title label3." p50", \
+     fp using 1:3 with linespoints lw 2 pt 5 lc rgb "#9467bd" dt 2 title label3." p99", \
      f using 1:4 with linespoints lw 2 pt 7 lc rgb "#d62728" title "Node socket.io p50", \
      f using 1:5 with linespoints lw 2 pt 5 lc rgb "#d62728" dt 2 title "Node socket.io p99", \
      1 with lines lw 1 lc rgb "#2ca02c" title "target p99 (1 ms)"
@@ -47,8 +49,8 @@ mp = dir."/memory_by_conns_patched.dat"
 if (patched) {
 plot m index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb "#1f77b4" title "Switchboard RSS", \
      m index 0 using 1:3 with linespoints lw 2 pt 6 lc rgb "#1f77b4" dt 2 title "Switchboard Go heap", \
-     mp index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb "#9467bd" title "Switchboard + patches RSS", \
-     mp index 0 using 1:3 with linespoints lw 2 pt 6 lc rgb "#9467bd" dt 2 title "Switchboard + patches Go heap", \
+     mp index 0 using 1:2 with linespoints lw 2 pt 7 lc rgb "#9467bd" title label3." RSS", \
+     mp index 0 using 1:3 with linespoints lw 2 pt 6 lc rgb "#9467bd" dt 2 title label3." Go heap", \
      m index 1 using 1:2 with linespoints lw 2 pt 7 lc rgb "#d62728" title "Node RSS", \
      m index 1 using 1:3 with linespoints lw 2 pt 6 lc rgb "#d62728" dt 2 title "Node heap (V8 + external)", \
      (x * 10000 / 1048576.0) with lines lw 1 lc rgb "#2ca02c" title "target slope (10 KB per connection)"

@@ -280,6 +280,14 @@ func (r *request) onReply(raw []byte) {
 		r.finish(rep, fmt.Errorf("bad %s reply %.200q", r.event, raw))
 		return
 	}
+	r.mu.Lock()
+	resent := r.resent
+	r.mu.Unlock()
+	if !rep.OK && rep.code() == "not_joined" && r.event == "leave" && resent > 0 {
+		// A leave sent again can be answered after the first one removed the membership, as
+		// the bundled client knows: the membership is gone, as asked.
+		rep = reply{OK: true}
+	}
 	if !rep.OK && retryCode(rep.code()) {
 		r.s.g.errs.add(r.event + " retried after " + rep.code())
 		r.mu.Lock()

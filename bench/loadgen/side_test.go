@@ -22,3 +22,18 @@ func TestRetryWait(t *testing.T) {
 		}
 	}
 }
+
+func TestRetriedLeaveAnsweredNotJoinedSucceeds(t *testing.T) {
+	for _, c := range []struct {
+		event  string
+		resent int
+		ok     bool
+	}{{"leave", 1, true}, {"leave", 0, false}, {"offer", 1, false}} {
+		r := &request{s: &side{g: &gen{}}, event: c.event, resent: c.resent, doneCh: make(chan struct{})}
+		r.onReply([]byte(`{"ok":false,"error":{"code":"not_joined","message":"not in room r"}}`))
+		<-r.doneCh
+		if r.reply.OK != c.ok {
+			t.Errorf("%s resent %d times, answered not_joined: ok=%v, want %v", c.event, c.resent, r.reply.OK, c.ok)
+		}
+	}
+}
