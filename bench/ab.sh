@@ -22,35 +22,7 @@ SOURCES=${SOURCES:-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}
 [ $# -ge 1 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 mkdir -p "$OUT"
 
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	return 1
-}
-
-wait_http() {
-	for _ in $(seq 1 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "not answering: $1" >&2
-	return 1
-}
+. "$ROOT/bench/lib.sh" # PIDS, cleanup on exit, free_port, wait_http
 
 (cd "$ROOT" && go build -o "$OUT/loadgen" ./bench/loadgen)
 REDIS_PORT=$(free_port)

@@ -49,39 +49,9 @@ RESULTS=$OUT/results.jsonl
 BIN=$OUT/bin
 mkdir -p "$BIN"
 
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$ROOT/bench/lib.sh" # PIDS, cleanup on exit, free_port, wait_http
 
 log() { printf '%s run.sh: %s\n' "$(date +%T)" "$*" >&2; }
-
-# free_port prints a TCP port nothing listens on.
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 20000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "no free port" >&2
-	return 1
-}
-
-wait_http() { # url
-	for _ in $(seq 1 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "not answering: $1" >&2
-	return 1
-}
 
 stop_pid() {
 	kill "$1" 2>/dev/null || true

@@ -64,8 +64,7 @@ func TestRedisRelayIsOneRoundTrip(t *testing.T) {
 		}
 	}
 	send(1) // loads the script if needed
-	var n atomic.Int64
-	c.AddHook(countHook{&n})
+	n := storetest.CountRoundTrips(c)
 	send(2)
 	if n.Load() != 1 {
 		t.Fatalf("relaying a candidate took %d round trips, want 1", n.Load())
@@ -78,8 +77,7 @@ func TestRedisHandoffIsTwoRoundTrips(t *testing.T) {
 	s, c, prefix := newRedisStore(t, store.Options{})
 	ctx := context.Background()
 	holdRedisOffer(t, s, "r")
-	var n atomic.Int64
-	c.AddHook(countHook{&n})
+	n := storetest.CountRoundTrips(c)
 	m, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "bob", Token: "t", Instance: "i1", Conn: "c-bob", Now: storetest.T0})
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +107,7 @@ func TestRedisJoinLoadsScript(t *testing.T) {
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	var n atomic.Int64
-	client.AddHook(countHook{&n})
+	n := storetest.CountRoundTrips(client)
 	m, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "bob", Token: "t", Nonce: "nonce-bob1", Instance: "i1", Conn: "c-bob", Now: storetest.T0})
 	if err != nil || m.Retried || len(m.Handed) != 2 {
 		t.Fatalf("join without the script cached: %+v, %v", m, err)
@@ -212,16 +209,6 @@ func TestRedisHeldKeyCountsHeldOffers(t *testing.T) {
 		t.Fatalf("sweep: %d, %v", n, err)
 	}
 	count(0, "the other expired")
-}
-
-type countHook struct{ n *atomic.Int64 }
-
-func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 func TestRedisUnavailable(t *testing.T) {
@@ -384,9 +371,8 @@ func TestRedisAckBatch(t *testing.T) {
 	}
 	t.Run("cached", func(t *testing.T) {
 		s, c, _ := newRedisStore(t, store.Options{})
-		var n atomic.Int64
-		c.AddHook(countHook{&n})
-		check(t, s, &n, 1)
+		n := storetest.CountRoundTrips(c)
+		check(t, s, n, 1)
 	})
 	t.Run("script not loaded", func(t *testing.T) {
 		port := freePort(t)
@@ -397,8 +383,7 @@ func TestRedisAckBatch(t *testing.T) {
 		if err := client.ScriptFlush(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
-		var n atomic.Int64
-		client.AddHook(countHook{&n})
-		check(t, s, &n, 0)
+		n := storetest.CountRoundTrips(client)
+		check(t, s, n, 0)
 	})
 }

@@ -157,9 +157,7 @@ func BenchmarkHandoff(b *testing.B) {
 	})
 	b.Run("redis", func(b *testing.B) {
 		st, c, _ := storetest.Redis(b, store.Options{})
-		var trips atomic.Int64
-		c.AddHook(countHook{&trips})
-		benchHandoff(b, st, &trips)
+		benchHandoff(b, st, storetest.CountRoundTrips(c))
 	})
 }
 

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/switchboard-rtc/switchboard/server/signaling"
 	"github.com/switchboard-rtc/switchboard/store"
 	"github.com/switchboard-rtc/switchboard/store/storetest"
@@ -150,8 +148,7 @@ func BenchmarkHandoff(b *testing.B) {
 // the answerer may see an event twice.
 func BenchmarkHandoffRedis(b *testing.B) {
 	st, c, _ := storetest.Redis(b, store.Options{MaxBacklog: 1 << 20})
-	var trips atomic.Int64
-	c.AddHook(countHook{&trips})
+	trips := storetest.CountRoundTrips(c)
 	r := startBenchRig(b, st, signaling.Config{SweepInterval: time.Hour, RenewInterval: time.Hour, ResendInterval: time.Hour})
 	b.ReportAllocs()
 	n := 0
@@ -191,15 +188,4 @@ func (r *benchRig) handoff(b *testing.B, room string, beforeJoin func(), joined 
 	r.do(b, 0, caller, "leave", map[string]any{"room": room, "seq": float64(12)})
 	r.hubs[0].Disconnect(caller)
 	r.hubs[1].Disconnect(answerer)
-}
-
-// countHook counts the commands and pipelines a Redis client sends: its round trips.
-type countHook struct{ n *atomic.Int64 }
-
-func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,4 +66,22 @@ func deleteKeys(tb testing.TB, c *redis.Client, prefix string) {
 			return
 		}
 	}
+}
+
+// CountRoundTrips makes c count the commands and pipelines it sends, its round trips, in the
+// returned counter.
+func CountRoundTrips(c *redis.Client) *atomic.Int64 {
+	n := new(atomic.Int64)
+	c.AddHook(countHook{n})
+	return n
+}
+
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
