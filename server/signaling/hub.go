@@ -418,10 +418,17 @@ func (h *Hub) resume(ctx context.Context, cl *client, f fields) (Reply, func()) 
 	if err != nil {
 		return errReply(h.storeError("resume", room, err)), nil
 	}
-	m := h.attach(cl, room, ms, "")
-	h.log.Debug("resumed", "room", room, "peer", peer, "next", ms.Next, "acked", ms.Acked)
+	m, again := h.attachAgain(cl, room, ms, "")
+	h.log.Debug("resumed", "room", room, "peer", peer, "next", ms.Next, "acked", ms.Acked, "again", again)
 	r := h.membershipReply(room, ms)
 	r["acked"] = ms.Acked
+	if again {
+		// A resume sent again on the same connection (its reply was late or lost): the first
+		// one's post-reply step sent the backlog on this connection already, and the resend
+		// loop sends what is still unacknowledged. Sending all of it once more per retry is
+		// what made a slow server slower.
+		return r, nil
+	}
 	return r, h.flushFunc(m)
 }
 
@@ -458,20 +465,27 @@ func (h *Hub) flushFunc(m *membership) func() {
 // attach makes ms this connection's membership of room, taking it from any other local
 // connection that had it. It returns nil when the connection closed meanwhile.
 func (h *Hub) attach(cl *client, room string, ms store.Membership, nonce string) *membership {
+	m, _ := h.attachAgain(cl, room, ms, nonce)
+	return m
+}
+
+// attachAgain is attach, also reporting whether this connection held the membership already
+// (a join or resume sent again).
+func (h *Hub) attachAgain(cl *client, room string, ms store.Membership, nonce string) (*membership, bool) {
 	key := memberKey{room, ms.Peer}
 	h.mu.Lock()
 	if cl.closed {
 		h.mu.Unlock()
 		// The connection went away while the store call ran: leave the member resumable.
 		h.markAway(&membership{room: room, peer: ms.Peer}, cl.conn.ID())
-		return nil
+		return nil, false
 	}
 	if old := h.members[key]; old != nil {
 		if old.client == cl {
 			old.gen = ms.Gen
 			old.advance(ms.Next)
 			h.mu.Unlock()
-			return old
+			return old, true
 		}
 		h.dropLocked(old)
 	}
@@ -479,7 +493,7 @@ func (h *Hub) attach(cl *client, room string, ms store.Membership, nonce string)
 	cl.rooms[room] = m
 	h.members[key] = m
 	h.mu.Unlock()
-	return m
+	return m, false
 }
 
 // dropLocked forgets m locally. h.mu must be held.

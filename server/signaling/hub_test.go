@@ -124,7 +124,9 @@ func newRigOn(t *testing.T, n int, st store.Store, cfg Config) *rig {
 	for i := range n {
 		c := cfg
 		c.Instance = fmt.Sprintf("inst%d", i)
-		c.ResendInterval = 100 * time.Millisecond
+		if c.ResendInterval == 0 {
+			c.ResendInterval = 100 * time.Millisecond
+		}
 		c.SweepInterval = 20 * time.Millisecond
 		h := NewHub(c, st, slog.New(slog.DiscardHandler))
 		r.hubs = append(r.hubs, h)
@@ -342,6 +344,42 @@ func TestHandOffEmitsWhatJoinHanded(t *testing.T) {
 				t.Fatalf("the answerer's queue was read %d times, want %d", got, c.reads)
 			}
 		})
+	}
+}
+
+// A resume sent again on the same connection does not send the backlog again: the first one did.
+func TestResumeSentAgainSendsBacklogOnce(t *testing.T) {
+	st := &handoffStore{Store: store.NewMemory(store.Options{}), listening: make(chan struct{}, 2)}
+	r := newRigOn(t, 2, st, Config{ResendInterval: time.Hour})
+	for range 2 {
+		<-st.listening
+	}
+	a, b := r.connect(0, "a"), r.connect(1, "b")
+	ja := r.mustOK(0, a, EvJoin, obj("room", "r"))
+	r.mustOK(1, b, EvJoin, obj("room", "r"))
+	r.hubs[0].Disconnect(a)
+	r.mustOK(1, b, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "o"))
+	for i := range 3 {
+		r.mustOK(1, b, EvCandidate, obj("room", "r", "seq", float64(2+i), "candidate", cand(i)))
+	}
+	peer := ja["peer"].(string)
+	before := st.reads(peer)
+	a2 := r.connect(1, "a2")
+	resume := obj("room", "r", "peer", peer, "token", ja["token"])
+	r.mustOK(1, a2, EvResume, resume)
+	r.mustOK(1, a2, EvResume, resume) // its reply was late: sent again
+	r.mustOK(1, a2, EvResume, resume)
+	if got := a2.applied(); len(got) != 5 { // peer-joined, offer, 3 candidates
+		t.Fatalf("resumed connection has %d events, want 5: %v", len(got), got)
+	}
+	a2.mu.Lock()
+	emitted := len(a2.ev)
+	a2.mu.Unlock()
+	if emitted != 5 {
+		t.Fatalf("the backlog of 5 was emitted as %d events over three resumes, want 5", emitted)
+	}
+	if got := st.reads(peer) - before; got != 1 {
+		t.Fatalf("the queue was read %d times for three resumes, want 1", got)
 	}
 }
 
