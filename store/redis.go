@@ -301,7 +301,7 @@ func (r *Redis) joinScript(ctx context.Context, lease string, due int64, room st
 	join := scriptJoin.EvalSha(ctx, pipe, keys, argv...)
 	_, _ = pipe.Exec(ctx)
 	res, err = join.Slice()
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+	if isNoScript(err) {
 		// The script did not run (Redis does not have it cached yet), so sending it whole
 		// applies the join once; the timer is in already.
 		if err := zadd.Err(); err != nil {
@@ -453,50 +453,68 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 		}
 		return res, errs
 	}
-	for attempt := 0; ; attempt++ {
-		pipe := r.client.Pipeline()
-		cmds := make([]*redis.Cmd, len(ps))
+	rooms := make([]string, len(ps))
+	argvs := make([][]any, len(ps))
+	for i, p := range ps {
+		rooms[i], argvs[i] = p.Room, r.scriptArgs(p.Room, ms(p.Now), r.sendArgs(p, full)...)
+	}
+	cmds, err := r.evalBatch(ctx, scriptSend, rooms, argvs)
+	if err != nil {
 		for i, p := range ps {
-			now := ms(p.Now)
-			argv := append([]any{r.opts.Prefix, p.Room, now, r.opts.RoomTTL.Milliseconds()}, r.sendArgs(p, full)...)
-			cmds[i] = scriptSend.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, p.Room)}, argv...)
-		}
-		_, _ = pipe.Exec(ctx)
-		if attempt == 0 && cmds[0].Err() != nil && strings.HasPrefix(cmds[0].Err().Error(), "NOSCRIPT") {
-			if err := scriptSend.Load(ctx, r.client).Err(); err != nil {
-				break
-			}
-			continue // nothing was applied: every script of the pipeline failed the same way
-		}
-		var adds, rems []any
-		for i, c := range cmds {
-			v, err := c.Slice()
-			if err != nil {
-				errs[i] = r.fail(ctx, "send", err)
-				continue
-			}
-			if len(v) < 3 {
-				errs[i] = fmt.Errorf("store: send: short script reply %v", v)
-				continue
-			}
-			a, _ := v[1].([]any)
-			rm, _ := v[2].([]any)
-			adds, rems = append(adds, a...), append(rems, rm...)
-			res[i], errs[i] = parseSend(str(v[0]), v[3:])
-		}
-		if err := r.applyTimers(ctx, adds, rems); err != nil {
-			for i := range errs {
-				if errs[i] == nil {
-					errs[i] = r.fail(ctx, "send", err)
-				}
-			}
+			res[i], errs[i] = r.Send(ctx, p)
 		}
 		return res, errs
 	}
-	for i, p := range ps {
-		res[i], errs[i] = r.Send(ctx, p)
+	var adds, rems []any
+	for i, c := range cmds {
+		v, err := c.Slice()
+		if err != nil {
+			errs[i] = r.fail(ctx, "send", err)
+			continue
+		}
+		if len(v) < 3 {
+			errs[i] = fmt.Errorf("store: send: short script reply %v", v)
+			continue
+		}
+		a, _ := v[1].([]any)
+		rm, _ := v[2].([]any)
+		adds, rems = append(adds, a...), append(rems, rm...)
+		res[i], errs[i] = parseSend(str(v[0]), v[3:])
+	}
+	if err := r.applyTimers(ctx, adds, rems); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = r.fail(ctx, "send", err)
+			}
+		}
 	}
 	return res, errs
+}
+
+// evalBatch runs s once per room, with that room's ARGV, in one pipeline (each script atomic
+// and in order). Should Redis not have s cached, no script ran (NOSCRIPT): s is loaded and the
+// pipeline sent again. An error is the load's; nothing ran then.
+func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, rooms []string, argvs [][]any) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(rooms))
+		for i, room := range rooms {
+			cmds[i] = s.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, room)}, argvs[i]...)
+		}
+		_, _ = pipe.Exec(ctx)
+		if attempt == 0 && isNoScript(cmds[0].Err()) {
+			if err := s.Load(ctx, r.client).Err(); err != nil {
+				return nil, err
+			}
+			continue // every script of the pipeline failed the same way
+		}
+		return cmds, nil
+	}
+}
+
+// isNoScript reports Redis's answer to EVALSHA of a script it has not cached.
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // Ack implements Store. An unknown member gets ErrNotMember.
@@ -518,32 +536,31 @@ func (r *Redis) AckBatch(ctx context.Context, acks []AckParams) []error {
 		}
 		return errs
 	}
-	for attempt := 0; ; attempt++ {
-		pipe := r.client.Pipeline()
-		cmds := make([]*redis.Cmd, len(acks))
-		for i, a := range acks {
-			argv := []any{r.opts.Prefix, a.Room, 0, r.opts.RoomTTL.Milliseconds(), a.Peer, a.Seq}
-			cmds[i] = scriptAck.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, a.Room)}, argv...)
-		}
-		_, _ = pipe.Exec(ctx)
-		if attempt == 0 && cmds[0].Err() != nil && strings.HasPrefix(cmds[0].Err().Error(), "NOSCRIPT") {
-			if err := scriptAck.Load(ctx, r.client).Err(); err == nil {
-				continue // nothing was applied: every script of the pipeline failed the same way
-			}
-		}
-		for i, c := range cmds {
-			v, err := c.Slice()
-			switch {
-			case err != nil:
-				errs[i] = r.fail(ctx, "ack", err)
-			case len(v) < 1:
-				errs[i] = fmt.Errorf("store: ack: short script reply %v", v)
-			default:
-				errs[i] = statusErr("ack", str(v[0])) // ack.lua changes no timers
-			}
+	rooms := make([]string, len(acks))
+	argvs := make([][]any, len(acks))
+	for i, a := range acks {
+		rooms[i], argvs[i] = a.Room, r.scriptArgs(a.Room, 0, a.Peer, a.Seq)
+	}
+	cmds, err := r.evalBatch(ctx, scriptAck, rooms, argvs)
+	if err != nil {
+		err = r.fail(ctx, "ack", err)
+		for i := range errs {
+			errs[i] = err
 		}
 		return errs
 	}
+	for i, c := range cmds {
+		v, err := c.Slice()
+		switch {
+		case err != nil:
+			errs[i] = r.fail(ctx, "ack", err)
+		case len(v) < 1:
+			errs[i] = fmt.Errorf("store: ack: short script reply %v", v)
+		default:
+			errs[i] = statusErr("ack", str(v[0])) // ack.lua changes no timers
+		}
+	}
+	return errs
 }
 
 // Pending implements Store.
