@@ -1,8 +1,9 @@
 package server
 
 // This file is the seam to the Socket.IO library (github.com/zishang520/socket.io/v2): with
-// wsbatch.go (which batches its websocket writes), the only one that imports it. It turns library sockets into signaling.Conn and library events
-// into Hub.Handle calls, so moving to another library version is a change here alone.
+// wsbatch.go (which batches its websocket writes), the only one that imports it. It turns
+// library sockets into signaling.Conn and library events into Hub.Handle calls, so moving to
+// another library version is a change here and in wsbatch.go alone.
 
 import (
 	"context"

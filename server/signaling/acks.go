@@ -24,13 +24,9 @@ func newAckWriter() ackWriter {
 	return ackWriter{pending: make(map[*membership]int64), wake: make(chan struct{}, 1)}
 }
 
-// note records that m's client acknowledged everything up to seq.
+// note records that m's client acknowledged everything up to seq, for ackLoop to write.
 func (a *ackWriter) note(m *membership, seq int64) {
-	a.mu.Lock()
-	if seq > a.pending[m] {
-		a.pending[m] = seq
-	}
-	a.mu.Unlock()
+	a.putBack(m, seq)
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -58,7 +54,8 @@ func (a *ackWriter) takeOne(m *membership) (int64, bool) {
 	return seq, ok
 }
 
-// putBack returns a failed write to the batch, unless a later ack of m is waiting already.
+// putBack adds seq to the next batch, unless a later ack of m is waiting already; a failed
+// write goes back this way.
 func (a *ackWriter) putBack(m *membership, seq int64) {
 	a.mu.Lock()
 	if seq > a.pending[m] {

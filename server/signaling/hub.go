@@ -286,7 +286,7 @@ func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any) (re
 	case EvResume:
 		return h.resume(ctx, cl, f)
 	case EvAck:
-		return h.ack(ctx, cl, f), nil
+		return h.ack(cl, f), nil
 	default:
 		return h.sequenced(ctx, cl, event, f), nil
 	}
@@ -344,7 +344,7 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 	if err != nil {
 		return errReply(h.storeError("join", room, err)), nil
 	}
-	m := h.attach(cl, room, ms, nonce)
+	m, _ := h.attach(cl, room, ms, nonce)
 	missed := h.endJoin(key)
 	h.log.Debug("joined", "room", room, "peer", ms.Peer, "role", ms.Role, "retried", ms.Retried)
 	r := h.membershipReply(room, ms)
@@ -418,7 +418,7 @@ func (h *Hub) resume(ctx context.Context, cl *client, f fields) (Reply, func()) 
 	if err != nil {
 		return errReply(h.storeError("resume", room, err)), nil
 	}
-	m, again := h.attachAgain(cl, room, ms, "")
+	m, again := h.attach(cl, room, ms, "")
 	h.log.Debug("resumed", "room", room, "peer", peer, "next", ms.Next, "acked", ms.Acked, "again", again)
 	r := h.membershipReply(room, ms)
 	r["acked"] = ms.Acked
@@ -463,15 +463,9 @@ func (h *Hub) flushFunc(m *membership) func() {
 }
 
 // attach makes ms this connection's membership of room, taking it from any other local
-// connection that had it. It returns nil when the connection closed meanwhile.
-func (h *Hub) attach(cl *client, room string, ms store.Membership, nonce string) *membership {
-	m, _ := h.attachAgain(cl, room, ms, nonce)
-	return m
-}
-
-// attachAgain is attach, also reporting whether this connection held the membership already
-// (a join or resume sent again).
-func (h *Hub) attachAgain(cl *client, room string, ms store.Membership, nonce string) (*membership, bool) {
+// connection that had it. It returns nil when the connection closed meanwhile, and again when
+// this connection held the membership already (a join or resume sent again).
+func (h *Hub) attach(cl *client, room string, ms store.Membership, nonce string) (m *membership, again bool) {
 	key := memberKey{room, ms.Peer}
 	h.mu.Lock()
 	if cl.closed {
@@ -489,7 +483,7 @@ func (h *Hub) attachAgain(cl *client, room string, ms store.Membership, nonce st
 		}
 		h.dropLocked(old)
 	}
-	m := newMembership(room, ms.Peer, cl, nonce, ms)
+	m = newMembership(room, ms.Peer, cl, nonce, ms)
 	cl.rooms[room] = m
 	h.members[key] = m
 	h.mu.Unlock()
@@ -524,7 +518,7 @@ func (h *Hub) membership(cl *client, room string) *membership {
 	return cl.rooms[room]
 }
 
-func (h *Hub) ack(ctx context.Context, cl *client, f fields) Reply {
+func (h *Hub) ack(cl *client, f fields) Reply {
 	room, e := f.str("room", roomRe)
 	if e != nil {
 		return errReply(e)
