@@ -9,7 +9,6 @@ package server
 import (
 	"net"
 	"sync"
-	"sync/atomic"
 
 	"github.com/zishang520/engine.io-go-parser/packet"
 	"github.com/zishang520/engine.io/v2/transports"
@@ -27,9 +26,6 @@ type corkConn struct {
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// corkWrites counts the writes corkConn makes on its connection, for tests.
-var corkWrites atomic.Int64
-
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -40,7 +36,6 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
-	corkWrites.Add(1)
 	return c.Conn.Write(p)
 }
 
@@ -63,7 +58,6 @@ func (c *corkConn) release() {
 	}
 	b := c.buf
 	c.buf = nil
-	corkWrites.Add(1)
 	_, err := c.Conn.Write(*b)
 	if cap(*b) <= 64<<10 { // an SDP burst may grow one; don't keep those
 		*b = (*b)[:0]

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,12 +77,37 @@ func TestCorkConnFailedReleaseCloses(t *testing.T) {
 	}
 }
 
+// countingListener counts the writes on the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
 // TestBatchingWebSocketOneWritePerBatch sends a batch through the library's websocket transport
 // on a real connection: it must arrive whole and in order, in one write.
 func TestBatchingWebSocketOneWritePerBatch(t *testing.T) {
 	const n = 12
 	sent := make(chan error, 1)
-	srv := httptest.NewServer(releaseAfterHijack(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var writes atomic.Int64
+	srv := httptest.NewUnstartedServer(releaseAfterHijack(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
 		conn, err := up.Upgrade(w, r, nil)
 		if err != nil {
@@ -103,15 +129,17 @@ func TestBatchingWebSocketOneWritePerBatch(t *testing.T) {
 			body := fmt.Sprintf("%02d", i) + strings.Repeat("x", 100*i)
 			packets[i] = &packet.Packet{Type: packet.MESSAGE, Data: strings.NewReader(body)}
 		}
-		before := corkWrites.Load()
+		before := writes.Load()
 		tr.Send(packets)
 		<-drained
-		if w := corkWrites.Load() - before; w != 1 {
+		if w := writes.Load() - before; w != 1 {
 			sent <- fmt.Errorf("%d packets took %d writes, want 1", n, w)
 			return
 		}
 		sent <- nil
 	})))
+	srv.Listener = countingListener{srv.Listener, &writes}
+	srv.Start()
 	defer srv.Close()
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
