@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/switchboard-rtc/switchboard/store"
 )
@@ -84,10 +83,7 @@ func (h *Hub) ackLoop(ctx context.Context) {
 			continue
 		}
 		// The store failed: try again later rather than in a tight loop.
-		select {
-		case <-ctx.Done():
-		case <-time.After(h.cfg.ResendInterval):
-		}
+		sleep(ctx, h.cfg.ResendInterval)
 		select {
 		case h.acks.wake <- struct{}{}:
 		default:
