@@ -73,11 +73,14 @@ func (h *Hub) ackLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+		case <-h.acks.wake:
+		}
+		if ctx.Err() != nil {
+			// Both may be ready; done wins, so nothing is written with a canceled context.
 			fctx, cancel := context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
 			h.writeAcks(fctx)
 			cancel()
 			return
-		case <-h.acks.wake:
 		}
 		if h.writeAcks(ctx) {
 			continue
