@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,11 +18,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/auth"
 	"github.com/switchboard-rtc/switchboard/server"
-	"github.com/switchboard-rtc/switchboard/store"
 )
-
-// shutdownTimeout bounds the graceful part of a shutdown.
-const shutdownTimeout = 10 * time.Second
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == "-healthcheck" {
@@ -48,7 +43,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	st, err := openStore(ctx, cfg, log)
+	st, err := server.OpenStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -62,37 +57,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		_ = srv.Run(runCtx)
-	}()
-	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "store", storeName(cfg))
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-served:
-		log.Error("http server stopped", "err", err)
-	}
-	// Clients are told to go (they resume on another instance); memberships stay in the store.
-	srv.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if serr := httpSrv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		log.Warn("http shutdown", "err", serr)
-	}
-	cancelRun()
-	<-ran
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return server.Serve(ctx, ln, srv)
 }
 
 // healthcheck is the container HEALTHCHECK (the image has no shell and no HTTP client): it asks
@@ -123,25 +89,6 @@ func healthcheck() int {
 		return 1
 	}
 	return 0
-}
-
-func openStore(ctx context.Context, cfg server.Config, log *slog.Logger) (store.Store, error) {
-	if cfg.RedisURL == "" {
-		log.Warn("no REDIS_URL: using the embedded in-memory store (one instance only, state lost on exit)")
-		return store.NewMemory(cfg.StoreOptions()), nil
-	}
-	st, err := store.OpenRedis(cfg.RedisURL, cfg.StoreOptions())
-	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
-	st.SetLogger(log)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := st.Ping(pctx); err != nil {
-		// Start anyway: /readyz reports it, and clients get "unavailable" until Redis answers.
-		log.Warn("redis not reachable yet", "err", err)
-	}
-	return st, nil
 }
 
 func storeName(cfg server.Config) string {

@@ -6,19 +6,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/switchboard-rtc/switchboard/server"
-	"github.com/switchboard-rtc/switchboard/store"
 )
 
 func main() {
@@ -37,19 +33,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var st store.Store
-	if cfg.RedisURL == "" {
-		st = store.NewMemory(cfg.StoreOptions())
-	} else {
-		r, err := store.OpenRedis(cfg.RedisURL, cfg.StoreOptions())
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		r.SetLogger(log)
-		st = r
+	st, err := server.OpenStore(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
 	defer st.Close()
-
 	srv, err := server.New(cfg, st, log)
 	if err != nil {
 		return err
@@ -65,26 +53,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { defer close(ran); _ = srv.Run(runCtx) }()
-	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "pprof", "/debug/pprof/")
-
-	select {
-	case <-ctx.Done():
-	case err = <-served:
-	}
-	srv.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = httpSrv.Shutdown(sctx)
-	cancelRun()
-	<-ran
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return server.Serve(ctx, ln, srv)
 }
