@@ -19,12 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/metricstest"
 	"github.com/switchboard-rtc/switchboard/internal/sioclient"
 )
 
@@ -532,31 +532,8 @@ func TestCluster(t *testing.T) {
 	})
 }
 
-// scrape returns every sample of url's /metrics by series, e.g.
-// `switchboard_relayed_messages_total{event="offer"}`.
+// scrape returns every sample of url's /metrics by its series.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	resp, err := httpClient.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("%s/metrics: %s", url, resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("bad metrics line %q", line)
-		}
-		out[line[:i]] = v
-	}
-	return out
+	return metricstest.Scrape(t, httpClient, url)
 }

@@ -1,47 +1,27 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/switchboard-rtc/switchboard/internal/metricstest"
 	"github.com/switchboard-rtc/switchboard/internal/sioclient"
 	"github.com/switchboard-rtc/switchboard/server"
 	"github.com/switchboard-rtc/switchboard/store"
 )
 
-// scrape returns every sample of url's /metrics by its series, e.g.
-// `switchboard_relayed_messages_total{event="offer"}`.
+// scrape returns every sample of url's /metrics by its series.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	code, body := get(t, url+"/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	out := make(map[string]float64)
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if i < 0 || err != nil {
-			t.Fatalf("bad metrics line %q", line)
-		}
-		out[line[:i]] = v
-	}
-	return out
+	return metricstest.Scrape(t, http.DefaultClient, url)
 }
 
 // A held-offer call, an expiry, a rejected event and a store failure move the metrics.
