@@ -145,10 +145,11 @@ func handleEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, c *s
 	}
 	event, _ := args[0].(string)
 	var payload any
+	var extra []any
 	if len(args) > 1 {
-		payload = args[1]
+		payload, extra = args[1], args[2:]
 	}
-	reply, after := hub.Handle(ctx, c, event, payload)
+	reply, after := hub.Handle(ctx, c, event, payload, extra...)
 	if ack != nil {
 		ack([]any{reply}, nil)
 	}

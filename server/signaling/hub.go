@@ -247,8 +247,9 @@ func (h *Hub) iceServers(peer string) []ICEServer {
 
 // Handle runs one client event and returns its reply. When after is not nil the transport
 // calls it once the reply is on its way (join and resume send queued messages then).
-// It never panics: a bug becomes an "internal" reply.
-func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any) (reply Reply, after func()) {
+// extra are the event's arguments after the payload: the protocol reads none, but refuses
+// binary among them as in the payload. It never panics: a bug becomes an "internal" reply.
+func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any, extra ...any) (reply Reply, after func()) {
 	defer func() {
 		if e, ok := reply["error"].(*Error); ok {
 			h.cfg.Metrics.Rejected(e.Code)
@@ -273,6 +274,9 @@ func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any) (re
 	case EvJoin, EvResume, EvOffer, EvAnswer, EvCandidate, EvHangup, EvLeave, EvAck:
 	default:
 		return errReply(errorf(CodeUnknownEvent, "unknown event %q", truncate(event, 64))), nil
+	}
+	if !plainJSON(payload) || !plainJSON(extra) {
+		return errReply(errorf(CodeBadRequest, "binary attachments are not accepted")), nil
 	}
 	f, e := asObject(payload)
 	if e != nil {

@@ -773,3 +773,41 @@ func (s *flakyPanicStore) Send(ctx context.Context, p store.SendParams) (store.S
 	}
 	return s.Store.Send(ctx, p)
 }
+
+// binaryValue stands in for a transport's binary attachment (no JSON decoder makes one).
+type binaryValue []byte
+
+// A binary attachment anywhere in an event, read by the protocol or not, refuses the event and
+// changes nothing: no membership, no held offer, no seq consumed.
+func TestBinaryAttachmentsAreRefused(t *testing.T) {
+	r := newRig(t, 1, store.Options{}, Config{})
+	a, b := r.connect(0, "a"), r.connect(0, "b")
+	bin := binaryValue("v=0")
+	for _, p := range []any{
+		obj("room", "r", "blob", bin),
+		obj("room", "r", "nested", obj("list", []any{"x", bin})),
+		bin,
+	} {
+		if rep := r.call(0, a, EvJoin, p); code(rep) != CodeBadRequest {
+			t.Fatalf("join %v: %v", p, rep)
+		}
+	}
+	rep, _ := r.hubs[0].Handle(context.Background(), a, EvJoin, obj("room", "r"), bin)
+	if code(rep) != CodeBadRequest {
+		t.Fatalf("join with a binary argument after the payload: %v", rep)
+	}
+	if j := r.mustOK(0, a, EvJoin, obj("room", "r")); j["role"] != store.RoleCaller {
+		t.Fatalf("the refused joins made a member: %v", j)
+	}
+	if rep := r.call(0, a, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "v=0 offer", "blob", bin)); code(rep) != CodeBadRequest {
+		t.Fatalf("offer with a binary field: %v", rep)
+	}
+	if rep := r.mustOK(0, a, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "v=0 plain")); rep["duplicate"] == true {
+		t.Fatalf("the refused offer consumed seq 1: %v", rep)
+	}
+	r.mustOK(0, b, EvJoin, obj("room", "r"))
+	got := b.waitApplied(t, 1)
+	if got[0].Name != EvOffer || got[0].Payload["sdp"] != "v=0 plain" {
+		t.Fatalf("the answerer got %v, want the plain offer", got[0])
+	}
+}

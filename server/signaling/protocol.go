@@ -110,6 +110,31 @@ func typeName(v any) string {
 	}
 }
 
+// plainJSON reports whether v holds decoded JSON values only, at any depth. Anything else is a
+// binary attachment (or a value no JSON decoder makes): the protocol refuses those wherever they
+// sit, including in fields it does not read, so that nothing it would not relay is stored.
+func plainJSON(v any) bool {
+	switch x := v.(type) {
+	case nil, string, float64, int, int64, bool:
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // str returns a required string field matching re.
 func (f fields) str(key string, re *regexp.Regexp) (string, *Error) {
 	v, ok := f[key]

@@ -180,3 +180,35 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+// Binary attachments are refused wherever they sit, in fields the server reads or not: the
+// event gets bad_request and changes nothing (no membership, no held offer, no seq consumed).
+for (const transport of TRANSPORTS) {
+  test(`a binary attachment anywhere refuses the event and changes nothing (${transport})`, async (t) => {
+    await withCluster(t, {}, async ({ a }) => {
+      const R = roomName('binary');
+      const s = connect(a.url, { transport });
+      await connected(s);
+      const blob = Buffer.from('not for the server');
+      assertError(await request(s, 'join', { room: R, blob }), 'bad_request', 'join with a binary field');
+      assertError(await request(s, 'join', { room: R, deep: { list: [1, blob] } }), 'bad_request', 'join with nested binary');
+      assertError(await request(s, 'join', { room: R }, blob), 'bad_request', 'join with a binary argument');
+      // Nothing was joined: the next joiner is the room's caller.
+      const caller = await makePeer('caller', a.url, { transport });
+      assert.equal((await caller.channel.join(R)).role, 'caller');
+      const c = caller.socket;
+      assertError(await request(c, 'offer', { room: R, seq: 1, sdp: sdp('with-blob'), blob }), 'bad_request', 'offer with a binary field');
+      assertError(await request(c, 'offer', { room: R, seq: 1, sdp: sdp('with-arg') }, blob), 'bad_request', 'offer with a binary argument');
+      // Nothing was held and seq 1 is still free.
+      const held = await caller.channel.send('offer', { sdp: sdp('plain') });
+      assert.deepEqual([held.seq, held.held, held.duplicate], [1, true, undefined], JSON.stringify(held));
+      const answerer = await makePeer('answerer', a.url, { transport });
+      assert.equal((await answerer.channel.join(R)).role, 'answerer');
+      const [offer] = await answerer.waitFor('offer', 1);
+      assert.equal(offer.sdp, sdp('plain'));
+      assert.equal(s.connected && c.connected, true, 'refused events do not cost the connection');
+      await sleep(200);
+      assert.equal(answerer.events('offer').length, 1);
+    }, { ids: ['a'] });
+  });
+}
