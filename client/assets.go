@@ -44,6 +44,22 @@ const demoCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-sr
 	"media-src 'self' blob: mediastream:; connect-src 'self' http: https: ws: wss:; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+// library lists the URL paths of the library itself: the files a page on another origin loads
+// (an ES module import is a CORS request, so it needs Access-Control-Allow-Origin).
+var library = map[string]bool{
+	"/switchboard.js":      true,
+	"/switchboard.iife.js": true,
+	"/switchboard.d.ts":    true,
+}
+
+// Options configure Handler and Mount.
+type Options struct {
+	// CORSOrigins are the browser origins whose pages may load the library files across
+	// origins, as for the protocol endpoint: "*" allows any; an origin matches exactly. Empty:
+	// same-origin pages only. The demo page is never served across origins.
+	CORSOrigins []string
+}
+
 // asset is one file ready to serve.
 type asset struct {
 	name        string
@@ -51,12 +67,15 @@ type asset struct {
 	body        []byte
 	gz          []byte // gzip-compressed body, nil when compression does not pay
 	etag        string
+	cors        bool // a library file: CORS headers per Options.CORSOrigins
 }
 
 // Handler serves the embedded files at the paths of Files (GET and HEAD): content types,
 // `Cache-Control: no-cache` with strong ETags (browsers revalidate and get 304 while the file is
-// unchanged), gzip when the client accepts it. Other paths get 404.
-func Handler() http.Handler {
+// unchanged), gzip when the client accepts it, and CORS headers on the library files per
+// opts. Other paths get 404.
+func Handler(opts Options) http.Handler {
+	cors := newCORS(opts.CORSOrigins)
 	assets := make(map[string]*asset, len(paths))
 	for urlPath, name := range paths {
 		body, err := files.ReadFile(name)
@@ -69,6 +88,7 @@ func Handler() http.Handler {
 			contentType: contentType(name),
 			body:        body,
 			etag:        `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
+			cors:        library[urlPath],
 		}
 		if gz := compress(body); len(gz) < len(body)*9/10 {
 			a.gz = gz
@@ -86,13 +106,16 @@ func Handler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if a.cors {
+			cors.apply(w.Header(), r.Header.Get("Origin"))
+		}
 		a.serve(w, r)
 	})
 }
 
-// Mount registers Handler on mux at every path of Files.
-func Mount(mux *http.ServeMux) {
-	h := Handler()
+// Mount registers Handler(opts) on mux at every path of Files.
+func Mount(mux *http.ServeMux, opts Options) {
+	h := Handler(opts)
 	for urlPath := range paths {
 		pattern := "GET " + urlPath
 		if urlPath == "/" {
@@ -158,4 +181,38 @@ func compress(b []byte) []byte {
 	_, _ = zw.Write(b)
 	_ = zw.Close()
 	return buf.Bytes()
+}
+
+// corsPolicy answers cross-origin requests for the library files the way the protocol
+// endpoint's CORS does: "*" to anyone, or the request's origin when it is listed (with
+// credentials allowed, as there), and Vary: Origin so that caches keep the answers apart.
+type corsPolicy struct {
+	any     bool
+	origins map[string]bool
+}
+
+func newCORS(origins []string) corsPolicy {
+	c := corsPolicy{origins: make(map[string]bool, len(origins))}
+	for _, o := range origins {
+		if o == "*" {
+			c.any = true
+		}
+		c.origins[o] = true
+	}
+	return c
+}
+
+func (c corsPolicy) apply(h http.Header, origin string) {
+	if c.any {
+		h.Set("Access-Control-Allow-Origin", "*")
+		return
+	}
+	if len(c.origins) == 0 {
+		return // same-origin only: the answer does not depend on the origin
+	}
+	h.Add("Vary", "Origin")
+	if origin != "" && c.origins[origin] {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
 }

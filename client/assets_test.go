@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func serve(t *testing.T) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
-	client.Mount(mux)
+	client.Mount(mux, client.Options{})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -155,8 +155,63 @@ func TestOtherPathsAndMethods(t *testing.T) {
 	}
 	// The handler on its own refuses other methods too.
 	rec := httptest.NewRecorder()
-	client.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/switchboard.js", nil))
+	client.Handler(client.Options{}).ServeHTTP(rec, httptest.NewRequest("PUT", "/switchboard.js", nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
 		t.Errorf("PUT through Handler: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// The library files follow the allowed origins (a page on another origin imports the ES module,
+// a CORS request); the demo page never answers across origins.
+func TestLibraryFilesFollowTheAllowedOrigins(t *testing.T) {
+	const app = "https://app.example"
+	mux := http.NewServeMux()
+	client.Mount(mux, client.Options{CORSOrigins: []string{app, "https://other.example"}})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	varies := func(resp *http.Response) bool {
+		for _, v := range resp.Header.Values("Vary") {
+			if strings.Contains(v, "Origin") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range []string{"/switchboard.js", "/switchboard.iife.js", "/switchboard.d.ts"} {
+		resp, _ := request(t, "GET", srv.URL+p, map[string]string{"Origin": app, "Accept-Encoding": "gzip"})
+		if resp.Header.Get("Access-Control-Allow-Origin") != app || !varies(resp) ||
+			resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Errorf("%s from an allowed origin: %v", p, resp.Header)
+		}
+		resp, _ = request(t, "GET", srv.URL+p, map[string]string{"Origin": app, "If-None-Match": resp.Header.Get("ETag"), "Accept-Encoding": "gzip"})
+		if resp.StatusCode != http.StatusNotModified || resp.Header.Get("Access-Control-Allow-Origin") != app {
+			t.Errorf("%s revalidated from an allowed origin: %d %v", p, resp.StatusCode, resp.Header)
+		}
+		for _, origin := range []string{"https://evil.example", ""} {
+			resp, _ = request(t, "GET", srv.URL+p, map[string]string{"Origin": origin})
+			if resp.Header.Get("Access-Control-Allow-Origin") != "" || !varies(resp) {
+				t.Errorf("%s from origin %q: %v", p, origin, resp.Header)
+			}
+		}
+	}
+	for _, p := range []string{"/", "/demo.js", "/demo.css"} {
+		resp, _ := request(t, "GET", srv.URL+p, map[string]string{"Origin": app})
+		if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s across origins: %v", p, resp.Header)
+		}
+	}
+
+	mux = http.NewServeMux()
+	client.Mount(mux, client.Options{CORSOrigins: []string{"*"}})
+	wild := httptest.NewServer(mux)
+	defer wild.Close()
+	resp, _ := request(t, "GET", wild.URL+"/switchboard.js", map[string]string{"Origin": "https://evil.example"})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("any origin: %v", resp.Header)
+	}
+	// Without allowed origins only same-origin pages load the library.
+	resp, _ = request(t, "GET", serve(t).URL+"/switchboard.js", map[string]string{"Origin": app})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("no allowed origins: %v", resp.Header)
 	}
 }

@@ -63,7 +63,9 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", met.handler())
-	client.Mount(s.mux) // the browser client and the demo page
+	// The browser client and the demo page; pages on the origins allowed to use the protocol
+	// may load the client too.
+	client.Mount(s.mux, client.Options{CORSOrigins: cfg.CORSOrigins})
 	return s, nil
 }
 

@@ -96,19 +96,21 @@ export async function withInstances(t, fn, env = {}) {
 }
 
 /**
- * Opens a same-origin page on `instance` (a secure context: 127.0.0.1), loads the client from
- * the server (the ES module or the classic script) and installs the test driver `T`.
+ * Opens a page (by default a same-origin one on the instance; a secure context: 127.0.0.1),
+ * loads the client from the instance at `origin` (the ES module or the classic script) and
+ * installs the test driver `T`.
  * @param {import('playwright-core').Page} page
  * @param {string} origin
  * @param {'esm' | 'iife'} build
+ * @param {{pageUrl?: string}} [o] `pageUrl`: a page of another origin to load the client into
  */
-export async function loadClient(page, origin, build) {
-  await page.goto(`${origin}/healthz`);
+export async function loadClient(page, origin, build, { pageUrl = `${origin}/healthz` } = {}) {
+  await page.goto(pageUrl);
   if (build === 'esm') {
-    await page.addScriptTag({ type: 'module', content: "import * as S from '/switchboard.js'; window.Switchboard = S;" });
+    await page.addScriptTag({ type: 'module', content: `import * as S from '${origin}/switchboard.js'; window.Switchboard = S;` });
     await page.waitForFunction(() => typeof (/** @type {any} */ (window)).Switchboard?.connect === 'function');
   } else {
-    await page.addScriptTag({ url: '/switchboard.iife.js' });
+    await page.addScriptTag({ url: `${origin}/switchboard.iife.js` });
   }
   await page.evaluate(installDriver);
 }
