@@ -254,7 +254,7 @@ func (c Config) StoreOptions() store.Options {
 func (c Config) hubConfig() signaling.Config {
 	return signaling.Config{
 		Instance:       c.InstanceID,
-		Limits:         signaling.Limits{MaxSDPBytes: c.MaxSDPBytes, MaxCandidateBytes: c.MaxCandidateBytes},
+		Limits:         signaling.Limits{MaxSDPBytes: c.MaxSDPBytes, MaxCandidateBytes: c.MaxCandidateBytes, MaxMessageBytes: c.MaxMessageBytes},
 		ResumeWindow:   c.ResumeWindow,
 		HeldTTL:        c.HeldOfferTTL,
 		ResendInterval: c.ResendInterval,

@@ -44,6 +44,50 @@ function retryDelay(n, retryMs, maxRetryMs) {
 const STORAGE_KEY = 'switchboard.membership';
 
 /**
+ * Bytes a Socket.IO message adds around its JSON arguments, at most: the packet types and the
+ * ack id ahead of the array.
+ */
+const PACKET_OVERHEAD = 24;
+
+/**
+ * @typedef {object} Limits
+ * The server's size limits, from the join or resume reply (protocol, `join`).
+ * @property {number} maxSdpBytes
+ * @property {number} maxCandidateBytes
+ * @property {number} maxMessageBytes
+ */
+
+/**
+ * @param {any} v a reply's `limits`
+ * @returns {Limits | null} the limits a server announced; a missing or odd value is no limit
+ */
+function readLimits(v) {
+  if (!v || typeof v !== 'object') return null;
+  const n = (/** @type {any} */ x) => (Number.isInteger(x) && x > 0 ? x : Infinity);
+  return { maxSdpBytes: n(v.maxSdpBytes), maxCandidateBytes: n(v.maxCandidateBytes), maxMessageBytes: n(v.maxMessageBytes) };
+}
+
+/**
+ * The UTF-8 length of a string, as the server counts it (a lone surrogate arrives as U+FFFD,
+ * 3 bytes).
+ * @param {string} s
+ * @returns {number}
+ */
+function utf8Length(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
  * @typedef {object} SocketLike
  * The part of a socket.io-client `Socket` this module uses.
  * @property {boolean} connected
@@ -267,6 +311,8 @@ export class SignalingChannel extends Emitter {
     this.iceServers = [];
     /** @type {any} the last join or resume reply */
     this.membership = null;
+    /** @type {Limits | null} the server's size limits, from the last join or resume reply */
+    this.limits = null;
 
     /** Next client seq to assign. */
     this._nextSeq = 1;
@@ -374,7 +420,9 @@ export class SignalingChannel extends Emitter {
    * Sends a sequenced message (`offer`, `answer`, `candidate`, `hangup`, `leave`). `room` and
    * `seq` are filled in. The message is emitted at once and again, backing off from `retryMs` to
    * `maxRetryMs`, until the server replies; several may be in flight. Resolves with the ok reply,
-   * once; rejects with a {@link SignalingError} on a final error reply.
+   * once; rejects with a {@link SignalingError} on a final error reply. A message over the
+   * server's limits (announced in the join reply: SDP, candidate, whole message) is never sent:
+   * it rejects at once with code `too_large` and uses no `seq`.
    *
    * A message the server had applied before a reconnect, whose reply was lost, resolves with
    * `{ok: true, seq, applied: true}` when the resume reply shows it was applied.
@@ -390,8 +438,11 @@ export class SignalingChannel extends Emitter {
     if (!this.joined || this.room === null) {
       return Promise.reject(new SignalingError('not_joined', 'join a room first'));
     }
+    const full = { ...payload, room: this.room, seq: this._nextSeq };
+    // Refused here, not by the server: a message over its limit would cost the connection.
+    const tooLarge = this._oversize(event, full);
+    if (tooLarge) return Promise.reject(new SignalingError('too_large', tooLarge));
     const seq = this._nextSeq++;
-    const full = { ...payload, room: this.room, seq };
     const promise = new Promise((resolve, reject) => {
       /** @type {OutboxEntry} */
       const entry = {
@@ -410,6 +461,37 @@ export class SignalingChannel extends Emitter {
       if (this.room === room && this.peer === peer) this._endMembership();
       return reply;
     });
+  }
+
+  /**
+   * Why `payload` is over the server's limits, or null when it is not (or they are unknown).
+   * @param {string} event
+   * @param {any} payload
+   * @returns {string | null}
+   */
+  _oversize(event, payload) {
+    const lim = this.limits;
+    if (!lim) return null;
+    if ((event === 'offer' || event === 'answer') && typeof payload.sdp === 'string') {
+      const n = utf8Length(payload.sdp);
+      if (n > lim.maxSdpBytes) return `sdp is ${n} bytes, the limit is ${lim.maxSdpBytes}`;
+    }
+    const c = event === 'candidate' && payload.candidate;
+    if (c && typeof c.candidate === 'string') {
+      const n = utf8Length(c.candidate);
+      if (n > lim.maxCandidateBytes) return `candidate is ${n} bytes, the limit is ${lim.maxCandidateBytes}`;
+    }
+    if (lim.maxMessageBytes !== Infinity) {
+      let json;
+      try {
+        json = JSON.stringify([event, payload]);
+      } catch {
+        return null; // not serialisable: socket.io-client reports that itself
+      }
+      const n = utf8Length(json) + PACKET_OVERHEAD;
+      if (n > lim.maxMessageBytes) return `${event} is about ${n} bytes, the message limit is ${lim.maxMessageBytes}`;
+    }
+    return null;
   }
 
   /** @param {any} sdp @param {object} [extra] */
@@ -936,6 +1018,8 @@ export class SignalingChannel extends Emitter {
     if (typeof reply.role === 'string') this.role = reply.role;
     if (Array.isArray(reply.peers)) this.peers = reply.peers.map((/** @type {any} */ p) => ({ ...p }));
     if (Array.isArray(reply.iceServers)) this.iceServers = reply.iceServers;
+    const limits = readLimits(reply.limits);
+    if (limits) this.limits = limits;
   }
 
   _endMembership() {

@@ -183,10 +183,13 @@ export class SignalingChannel extends Emitter {
   readonly role: string | null;
   readonly peers: Array<{ peer: string; role: string }>;
   readonly iceServers: RTCIceServer[];
+  /** The server's size limits, from the last join or resume reply (null before one, or from a server that sends none). */
+  readonly limits: { maxSdpBytes: number; maxCandidateBytes: number; maxMessageBytes: number } | null;
   readonly joined: boolean;
   readonly lastApplied: number;
   readonly pending: number;
   join(room: string, options?: { token?: string }): Promise<any>;
+  /** Rejects with a SignalingError `too_large`, before sending, when the message is over the server's limits. */
   send(event: 'offer' | 'answer' | 'candidate' | 'hangup' | 'leave', payload?: object): Promise<any>;
   leave(): Promise<any>;
   attach(socket: unknown): void;

@@ -258,6 +258,29 @@ test('send before join and unknown events are refused locally', async (t) => {
   await assert.rejects(channel.send('join', {}), { code: 'bad_request' });
 });
 
+test('a message over the limits of the join reply is refused before it is sent; no seq used', async (t) => {
+  const { channel, server, socket } = setup(t);
+  const limits = { maxSdpBytes: 100, maxCandidateBytes: 50, maxMessageBytes: 400 };
+  server.intercept = (conn, event, payload) => (event === 'join' ? { ...server.join(conn, payload), limits } : undefined);
+  await channel.join('r1');
+  assert.deepEqual(channel.limits, limits);
+  // 60 characters, 120 bytes in UTF-8: the server counts bytes.
+  await assert.rejects(channel.send('offer', { sdp: 'é'.repeat(60) }), (/** @type {any} */ e) => {
+    assert.ok(e instanceof SignalingError);
+    assert.equal(e.code, 'too_large');
+    assert.match(e.message, /120 bytes, the limit is 100/);
+    return true;
+  });
+  await assert.rejects(channel.send('candidate', { candidate: { candidate: 'c'.repeat(51), sdpMid: '0' } }), { code: 'too_large' });
+  // Each field within its limit, the whole message over the message limit.
+  await assert.rejects(channel.send('answer', { sdp: 'v=0', note: 'x'.repeat(400) }), { code: 'too_large' });
+  assert.deepEqual(socket.sent.filter((m) => m.event !== 'join'), [], 'nothing oversized went on the wire');
+  // At the limits exactly it goes, with the first seq.
+  assert.equal((await channel.send('offer', { sdp: 'é'.repeat(50) })).seq, 1);
+  assert.equal((await channel.send('candidate', { candidate: { candidate: 'c'.repeat(50) } })).seq, 2);
+  assert.deepEqual(server.requests.filter((r) => r.event !== 'join' && r.event !== 'ack').map((r) => r.payload.seq), [1, 2]);
+});
+
 test('incoming events: dedup and in-order emission despite reordering', async (t) => {
   const { channel, server } = setup(t);
   const log = record(channel);

@@ -38,7 +38,7 @@ type ICEServer struct {
 // Config is the hub's part of the server configuration. New fills zero fields with defaults.
 type Config struct {
 	Instance       string        // this instance's id; deliveries are routed by it
-	Limits         Limits        // sizes of SDPs and candidates
+	Limits         Limits        // sizes of SDPs, candidates and messages; announced in join and resume replies
 	ResumeWindow   time.Duration // announced to clients; the store enforces it
 	HeldTTL        time.Duration // announced to clients; the store enforces it
 	ResendInterval time.Duration // unacknowledged messages are sent again after this; default 1s
@@ -448,6 +448,7 @@ func (h *Hub) membershipReply(room string, ms store.Membership) Reply {
 		"role":           ms.Role,
 		"peers":          peers,
 		"next":           ms.Next,
+		"limits":         h.cfg.Limits,
 		"resumeWindowMs": h.cfg.ResumeWindow.Milliseconds(),
 		"heldOfferTtlMs": h.cfg.HeldTTL.Milliseconds(),
 		"iceServers":     h.iceServers(ms.Peer),

@@ -811,3 +811,27 @@ func TestBinaryAttachmentsAreRefused(t *testing.T) {
 		t.Fatalf("the answerer got %v, want the plain offer", got[0])
 	}
 }
+
+// Join and resume replies announce the size limits, so that a client refuses an oversized
+// message before sending it.
+func TestRepliesAnnounceLimits(t *testing.T) {
+	lim := Limits{MaxSDPBytes: 1000, MaxCandidateBytes: 100, MaxMessageBytes: 4000}
+	r := newRig(t, 1, store.Options{}, Config{Limits: lim})
+	a, b := r.connect(0, "a"), r.connect(0, "b")
+	j := r.mustOK(0, a, EvJoin, obj("room", "r"))
+	res := r.mustOK(0, b, EvResume, obj("room", "r", "peer", j["peer"], "token", j["token"]))
+	for _, rep := range []Reply{j, res} {
+		raw, err := json.Marshal(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Limits map[string]int }
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"maxSdpBytes": 1000, "maxCandidateBytes": 100, "maxMessageBytes": 4000}
+		if fmt.Sprint(got.Limits) != fmt.Sprint(want) {
+			t.Fatalf("limits in %s, want %v", raw, want)
+		}
+	}
+}

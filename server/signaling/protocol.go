@@ -193,10 +193,14 @@ func decodeEnvelope(f fields) (envelope, *Error) {
 	return envelope{Room: room, Seq: seq}, nil
 }
 
-// Limits bound what a client may send.
+// Limits bound what a client may send. Join and resume replies announce them, so that a client
+// refuses an oversized message itself instead of sending it.
 type Limits struct {
-	MaxSDPBytes       int
-	MaxCandidateBytes int
+	MaxSDPBytes       int `json:"maxSdpBytes"`
+	MaxCandidateBytes int `json:"maxCandidateBytes"`
+	// MaxMessageBytes is the largest Socket.IO message; the transport enforces it (by closing
+	// the connection), the hub only announces it.
+	MaxMessageBytes int `json:"maxMessageBytes"`
 }
 
 // Bodies queued for recipients. decodeSDP and encodeCandidate write them out by hand; their
