@@ -126,6 +126,7 @@ for (const transport of TRANSPORTS) {
       await connected(fresh);
       assertError(await request(fresh, 'resume', {}), 'bad_request', 'resume without fields');
       assertError(await request(fresh, 'resume', { room: R, peer: joined.peer }), 'bad_request', 'resume without token');
+      assertError(await request(fresh, 'resume', { room: R, peer: joined.peer, token: '' }), 'bad_request', 'resume with an empty token');
       assertError(await request(fresh, 'resume', { room: R, peer: joined.peer, token: 'wrong-token' }), 'resume_failed', 'resume with a bad token');
       assertError(await request(fresh, 'resume', { room: other, peer: joined.peer, token: joined.token }), 'resume_failed', 'resume in an unknown room');
       assertError(await request(fresh, 'resume', { room: R, peer: 'nosuchpeer0000', token: joined.token }), 'resume_failed', 'resume of an unknown peer');
