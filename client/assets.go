@@ -187,15 +187,15 @@ func compress(b []byte) []byte {
 // endpoint's CORS does: "*" to anyone, or the request's origin when it is listed (with
 // credentials allowed, as there), and Vary: Origin so that caches keep the answers apart.
 type corsPolicy struct {
-	any     bool
-	origins map[string]bool
+	anyOrigin bool
+	origins   map[string]bool
 }
 
 func newCORS(origins []string) corsPolicy {
 	c := corsPolicy{origins: make(map[string]bool, len(origins))}
 	for _, o := range origins {
 		if o == "*" {
-			c.any = true
+			c.anyOrigin = true
 		}
 		c.origins[o] = true
 	}
@@ -203,7 +203,7 @@ func newCORS(origins []string) corsPolicy {
 }
 
 func (c corsPolicy) apply(h http.Header, origin string) {
-	if c.any {
+	if c.anyOrigin {
 		h.Set("Access-Control-Allow-Origin", "*")
 		return
 	}
