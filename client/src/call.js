@@ -241,6 +241,7 @@ export class Call extends Emitter {
     const reply = await this.channel.join(this.room, { token: this.options.token });
     this.peer = reply.peer;
     this.role = reply.role;
+    if (Number.isInteger(reply.capacity)) this.capacity = reply.capacity;
     if (this._ended) {
       this.channel.leave().catch(() => {}).finally(() => this.channel.close());
       throw new SignalingError('closed', 'the call was hung up');
