@@ -404,11 +404,13 @@ export class Call extends Emitter {
 
   /** @param {{peer: string, reason: string}} p */
   _onPeerLeft(p) {
-    this.emit('peer-left', { peer: p.peer, reason: p.reason });
     const link = this._links.get(p.peer);
+    if (link) {
+      link.close();
+      this._links.delete(p.peer);
+    }
+    this.emit('peer-left', { peer: p.peer, reason: p.reason });
     if (!link) return;
-    link.close();
-    this._links.delete(p.peer);
     if (this._links.size === 0) {
       // Alone again: offer to whoever comes next (held by the server).
       this._held = new PeerLink(this._owner, null, null);
