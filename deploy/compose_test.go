@@ -137,6 +137,18 @@ func hasHealthcheck(s types.ServiceConfig) bool {
 	return s.HealthCheck != nil && !s.HealthCheck.Disable && len(s.HealthCheck.Test) > 1
 }
 
+func TestComposeRoomCapacityForGroups(t *testing.T) {
+	p, err := loadCompose(t, map[string]string{"SWITCHBOARD_TURN_SECRET": composeSecret, "SWITCHBOARD_ROOM_CAPACITY": "4"})
+	if err != nil {
+		t.Fatalf("load docker-compose.yml: %v", err)
+	}
+	for _, s := range switchboardServices(t, p) {
+		if c := envOf(s, "SWITCHBOARD_ROOM_CAPACITY"); c != "4" {
+			t.Errorf("%s: SWITCHBOARD_ROOM_CAPACITY %q, want 4 from the environment", s.Name, c)
+		}
+	}
+}
+
 func TestComposeTopology(t *testing.T) {
 	root := repoRoot(t)
 	p := mustLoadCompose(t, composeSecret)
@@ -201,6 +213,9 @@ func TestComposeTopology(t *testing.T) {
 			t.Errorf("%s: SWITCHBOARD_INSTANCE_ID %q is empty or not unique", s.Name, id)
 		}
 		ids[id] = true
+		if c := envOf(s, "SWITCHBOARD_ROOM_CAPACITY"); c != "2" {
+			t.Errorf("%s: SWITCHBOARD_ROOM_CAPACITY %q, want the one-to-one default 2", s.Name, c)
+		}
 		if envOf(s, "SWITCHBOARD_TURN_SECRET") != composeSecret {
 			t.Errorf("%s: SWITCHBOARD_TURN_SECRET is not the one coturn gets", s.Name)
 		}

@@ -257,6 +257,7 @@ func (c Config) hubConfig() signaling.Config {
 		Limits:         signaling.Limits{MaxSDPBytes: c.MaxSDPBytes, MaxCandidateBytes: c.MaxCandidateBytes, MaxMessageBytes: c.MaxMessageBytes},
 		ResumeWindow:   c.ResumeWindow,
 		HeldTTL:        c.HeldOfferTTL,
+		Capacity:       c.RoomCapacity,
 		ResendInterval: c.ResendInterval,
 		ReorderTimeout: c.ReorderTimeout,
 		MaxReorder:     c.MaxReorder,

@@ -39,9 +39,17 @@ type memMember struct {
 	role, token, nonce   string
 	inst, conn           string // both empty while away
 	gen, next, last, ack int64
-	offer                bool  // an offer from this member is outstanding
+	offers               map[string]bool // targets of its outstanding offers ("" : its held offer)
 	away                 int64 // resume deadline (ms) while disconnected, else 0
 	queue                map[int64]memEntry
+}
+
+// addOffer records an outstanding offer to target.
+func (mb *memMember) addOffer(target string) {
+	if mb.offers == nil {
+		mb.offers = make(map[string]bool)
+	}
+	mb.offers[target] = true
 }
 
 type memEntry struct {
@@ -139,7 +147,7 @@ func (o *memOp) dropHeld(r *memRoom) string {
 func (o *memOp) expireHeld(r *memRoom) {
 	from := o.dropHeld(r)
 	if mb := r.members[from]; mb != nil {
-		mb.offer = false
+		mb.offers = nil
 		o.queue(r, from, EventExpired, expiredOfferBody)
 	}
 }
@@ -162,6 +170,7 @@ func (o *memOp) removeMember(r *memRoom, peer, reason string) {
 	}
 	body := peerLeftBody(peer, reason)
 	for _, p := range r.order {
+		delete(r.members[p].offers, peer)
 		o.queue(r, p, EventPeerLeft, body)
 	}
 }
@@ -265,6 +274,11 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 			o.expireHeld(r)
 		} else {
 			o.dropHeld(r)
+			// The held offer is now an offer to the newcomer.
+			if sender := r.members[h.from]; sender != nil {
+				delete(sender.offers, "")
+				sender.addOffer(p.Peer)
+			}
 			mb := r.members[p.Peer]
 			handed = make([]Message, 0, len(h.entries))
 			for _, e := range h.entries {
@@ -363,9 +377,11 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 		for _, id := range others {
 			o.queue(r, id, EventHangup, body)
 		}
-		for _, id := range r.order {
-			r.members[id].offer = false
+		// Offers between the sender and the others end; offers between two others go on.
+		for _, id := range others {
+			delete(r.members[id].offers, p.Peer)
 		}
+		r.members[p.Peer].offers = nil
 		if r.held != nil && r.held.from == p.Peer {
 			o.dropHeld(r)
 		}
@@ -392,22 +408,22 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 				exp:     ms(p.Now) + o.m.opts.HeldTTL.Milliseconds(),
 			}
 			o.m.timers[heldTimer(r.id, r.heldGen)] = r.held.exp
-			sender.offer = true
+			sender.offers = map[string]bool{"": true}
 			return true, nil
 		}
 		if o.backlogFull(r, target) {
 			return false, ErrBacklogFull
 		}
 		o.queue(r, target, EventOffer, p.Body)
-		sender.offer = true
+		sender.addOffer(target)
 	case KindAnswer:
-		if target == "" || !r.members[target].offer {
+		if target == "" || !r.members[target].offers[p.Peer] {
 			return false, ErrNoOffer
 		}
 		if o.backlogFull(r, target) {
 			return false, ErrBacklogFull
 		}
-		r.members[target].offer = false
+		delete(r.members[target].offers, p.Peer)
 		o.queue(r, target, EventAnswer, p.Body)
 	case KindCandidate:
 		if target == "" {

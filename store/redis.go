@@ -38,7 +38,7 @@ import (
 //	m:<peer>:next    next client seq Send expects
 //	m:<peer>:last    last server seq assigned to it
 //	m:<peer>:ack     last server seq it acknowledged
-//	m:<peer>:offer   "1" while an offer from it is outstanding
+//	m:<peer>:offer   targets of its outstanding offers, " t1 t2 " ("*": its held offer)
 //	m:<peer>:nonce   its join nonce, if any
 //	m:<peer>:away    resume deadline (ms) while disconnected
 //	q:<peer>:<seq>   queued message "<event>\n<body>", for ack < seq <= last

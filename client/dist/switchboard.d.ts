@@ -82,14 +82,35 @@ export interface TrackEvent {
   streams: readonly MediaStream[];
   transceiver: RTCRtpTransceiver;
   receiver: RTCRtpReceiver;
+  /** The member that sends the track. */
+  peer: string;
+}
+
+/** State of the connection to one other member. */
+export type PeerState = 'new' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/** Another member of the room and this call's connection to it. */
+export interface RemotePeer {
+  /** The member's peer id. */
+  readonly peer: string;
+  /** `'caller'` or `'answerer'`, when known. */
+  readonly role: string | null;
+  /** The connection to this member; null until the pair negotiates (and after a hangup). */
+  readonly pc: RTCPeerConnection | null;
+  /** The DataChannel to this member, with `dataChannel: true`. */
+  readonly dataChannel: RTCDataChannel | null;
+  /** Perfect negotiation role of this pair: the member that joined later is polite. */
+  readonly polite: boolean;
+  readonly state: PeerState;
 }
 
 export type CallEvents = {
   status: (status: CallStatus) => void;
   track: (event: TrackEvent) => void;
-  /** The DataChannel is open (again after the call restarted with a new member). */
-  datachannel: (channel: RTCDataChannel) => void;
-  connectionstatechange: (state: RTCPeerConnectionState) => void;
+  /** A member's DataChannel is open (again after the connection to it was made anew). */
+  datachannel: (channel: RTCDataChannel, peer: string) => void;
+  /** The connection state of the connection to `peer` changed. */
+  connectionstatechange: (state: RTCPeerConnectionState, peer: string) => void;
   'peer-joined': (peer: { peer: string; role: string }) => void;
   'peer-left': (peer: { peer: string; reason: 'left' | 'timeout' | string }) => void;
   hangup: (event: { from: string }) => void;
@@ -112,21 +133,27 @@ export class Call extends Emitter<CallEvents> {
   readonly peer: string | null;
   /** `'caller'` (first in the room) or `'answerer'`, as the server assigned it. */
   readonly role: string | null;
-  /** The member this call talks to. */
+  /** Members the room holds at most (from the join reply); null before the join completed. */
+  readonly capacity: number | null;
+  /** The other members by peer id, each with its connection (a group call is a full mesh). */
+  readonly peers: ReadonlyMap<string, RemotePeer>;
+  /** The member this call talks to (in a group: the first connected member). */
   readonly remotePeer: string | null;
-  /** The current peer connection (replaced when the call restarts with a new member). */
+  /** The current peer connection (in a group: the first one; see `peers`). */
   readonly pc: RTCPeerConnection | null;
-  /** The call's DataChannel, with `dataChannel: true`. */
+  /** The call's DataChannel, with `dataChannel: true` (in a group: the first one). */
   readonly dataChannel: RTCDataChannel | null;
   /** Perfect negotiation role of the current connection (the side that answered first). */
   readonly polite: boolean;
   /** The delivery layer. */
   readonly channel: SignalingChannel;
-  /** Sends another local track; the call renegotiates. */
+  /** Sends `data` on every open DataChannel; returns how many members it was sent to. */
+  broadcast(data: string | Blob | ArrayBuffer | ArrayBufferView): number;
+  /** Sends another local track to every member; the connections renegotiate. */
   addTrack(track: MediaStreamTrack, ...streams: MediaStream[]): RTCRtpSender | null;
   /** Stops sending a local track; the call renegotiates. */
   removeTrack(track: MediaStreamTrack): void;
-  /** Restarts ICE through signaling (done on its own when ICE fails). */
+  /** Restarts ICE through signaling on every connection (done on its own when ICE fails). */
   restartIce(): void;
   /** Ends the call and leaves the room. Local tracks are not stopped. */
   hangup(options?: { timeoutMs?: number }): Promise<void>;

@@ -1,21 +1,14 @@
-// A Call is one membership of one room plus the RTCPeerConnection to the other member: the
-// caller/answerer steps, trickle ICE, perfect negotiation, ICE restarts, and what happens when
-// the other member leaves, hangs up, or the held offer expires.
+// A Call is one membership of one room plus one RTCPeerConnection per other member (a full
+// mesh; one-to-one in a room of two): who offers to whom, the held offer, and what happens when
+// a member joins, leaves, hangs up, or the held offer expires. The per-member connection (trickle
+// ICE, perfect negotiation, ICE restarts) is a PeerLink (link.js).
 
 import { Emitter, SignalingChannel, SignalingError } from './channel.js';
+import { DATA_CHANNEL_LABEL, PeerLink } from './link.js';
+
+export { DATA_CHANNEL_LABEL, PeerLink };
 
 /** @typedef {'joining' | 'waiting' | 'connecting' | 'connected' | 'reconnecting' | 'expired' | 'ended'} CallStatus */
-
-/** Label of the call's DataChannel (negotiated, stream id 0, on both sides). */
-export const DATA_CHANNEL_LABEL = 'switchboard';
-
-/** Remote candidates kept while no remote description is set. */
-const MAX_BUFFERED_CANDIDATES = 256;
-
-/** Signaling error codes that are expected in normal operation and not reported. */
-const QUIET_CODES = new Set([
-  'closed', 'not_joined', 'no_peer', 'no_offer', 'too_many_candidates', 'target_required',
-]);
 
 /**
  * @typedef {object} CallOptions
@@ -45,10 +38,14 @@ const QUIET_CODES = new Set([
 /**
  * One call in one room. Create it with `Switchboard#join`.
  *
- * Events: `status` (CallStatus), `track` ({track, streams, transceiver, receiver}),
- * `datachannel` (RTCDataChannel, when open), `connectionstatechange` (RTCPeerConnectionState),
- * `peer-joined` ({peer, role}), `peer-left` ({peer, reason}), `hangup` ({from}),
- * `expired` ({what}), `error` (Error).
+ * Events: `status` (CallStatus), `track` ({track, streams, transceiver, receiver, peer}),
+ * `datachannel` (RTCDataChannel when open, peer), `connectionstatechange`
+ * (RTCPeerConnectionState, peer), `peer-joined` ({peer, role}), `peer-left` ({peer, reason}),
+ * `hangup` ({from}), `expired` ({what}), `error` (Error).
+ *
+ * Who offers to whom: of each pair of members, the one that was in the room first offers (its
+ * held offer, if it was alone; else a fresh one when it sees `peer-joined`), the newer one
+ * answers and is the polite side of that pair's perfect negotiation.
  */
 export class Call extends Emitter {
   /**
@@ -81,35 +78,23 @@ export class Call extends Emitter {
     this.peer = null;
     /** @type {string | null} 'caller' or 'answerer', as the server assigned it */
     this.role = null;
-    /** @type {string | null} the member this call talks to */
-    this.remotePeer = null;
-    /** @type {RTCPeerConnection | null} */
-    this.pc = null;
-    /** @type {RTCDataChannel | null} */
-    this.dataChannel = null;
-    /** Perfect negotiation role of the current connection: the side that answered the first offer. */
-    this.polite = false;
+    /** @type {number | null} members the room holds at most, from the join reply */
+    this.capacity = null;
 
     this._storage = host.storage ? scopedStorage(host.storage, room) : null;
     /** @type {SignalingChannel | null} releases a membership a reloaded page left behind */
     this._oldChannel = null;
     this.channel = this._newChannel();
-    /** @type {Map<string, string>} other members, as the processed events tell */
-    this._peers = new Map();
-    /** The member the current RTCPeerConnection is negotiated with (null: offer held). */
-    this._pcPeer = /** @type {string | null} */ (null);
-    this._makingOffer = false;
-    this._ignoreOffer = false;
-    /** Local description being made: candidates wait until it is sent. */
-    this._descPending = false;
-    /** @type {RTCIceCandidateInit[]} */
-    this._localCandidates = [];
-    /** @type {RTCIceCandidateInit[]} */
-    this._remoteCandidates = [];
-    this._expired = false;
+    /** @type {Map<string, PeerLink>} one per other member, as the processed events tell */
+    this._links = new Map();
+    /** The link whose offer waits for the next member (held by the server); only while alone. */
+    this._held = /** @type {PeerLink | null} */ (null);
+    /** @type {RTCIceServer[]} */
+    this._iceServers = [];
     this._ended = false;
     this._discardEvents = false;
-    this._disconnectTimer = /** @type {any} */ (null);
+    /** @type {import('./link.js').LinkOwner} */
+    this._owner = this._linkOwner();
 
     // Server events are handled one at a time, in order; until the join completed (and the
     // application had a chance to add listeners) they wait in _pending.
@@ -123,36 +108,106 @@ export class Call extends Emitter {
   // Public API
 
   /**
-   * Sends another local track (e.g. screen sharing); the call renegotiates. It is sent on later
-   * connections of this call too.
-   * @param {MediaStreamTrack} track
-   * @param {...MediaStream} streams
-   * @returns {RTCRtpSender | null}
+   * The other members, by peer id, each with its connection (`pc`, `dataChannel`, `polite`,
+   * `state`; `pc` is null until the pair negotiates).
+   * @returns {ReadonlyMap<string, PeerLink>}
    */
-  addTrack(track, ...streams) {
-    this._localTracks.push({ track, streams });
-    return this.pc ? this.pc.addTrack(track, ...streams) : null;
+  get peers() {
+    return this._links;
+  }
+
+  /** @returns {PeerLink | null} the connection the one-to-one members below describe */
+  get _primary() {
+    if (this._held) return this._held;
+    for (const link of this._links.values()) if (link.pc) return link;
+    return null;
+  }
+
+  /** @returns {string | null} the member the (first) connection talks to */
+  get remotePeer() {
+    const link = this._primary;
+    return link ? link.peer : null;
+  }
+
+  /** @returns {RTCPeerConnection | null} the (first) peer connection */
+  get pc() {
+    const link = this._primary;
+    return link ? link.pc : null;
+  }
+
+  /** @returns {RTCDataChannel | null} the DataChannel of the (first) connection */
+  get dataChannel() {
+    const link = this._primary;
+    return link ? link.dataChannel : null;
+  }
+
+  /** @returns {boolean} perfect negotiation role of the (first) connection */
+  get polite() {
+    const link = this._primary;
+    return link ? link.polite : false;
   }
 
   /**
-   * Stops sending a local track; the call renegotiates.
+   * Sends `data` on every open DataChannel (one per member).
+   * @param {string | Blob | ArrayBuffer | ArrayBufferView} data
+   * @returns {number} how many members it was sent to
+   */
+  broadcast(data) {
+    let n = 0;
+    for (const link of this._links.values()) {
+      const dc = link.dataChannel;
+      if (!dc || dc.readyState !== 'open') continue;
+      try {
+        dc.send(/** @type {any} */ (data));
+        n++;
+      } catch (err) {
+        this._error(err);
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Sends another local track (e.g. screen sharing) to every member; each connection
+   * renegotiates. It is sent on later connections of this call too.
+   * @param {MediaStreamTrack} track
+   * @param {...MediaStream} streams
+   * @returns {RTCRtpSender | null} the sender of the (first) connection
+   */
+  addTrack(track, ...streams) {
+    this._localTracks.push({ track, streams });
+    const primary = this._primary;
+    /** @type {RTCRtpSender | null} */
+    let first = null;
+    for (const link of this._allLinks()) {
+      if (!link.pc) continue;
+      const sender = link.pc.addTrack(track, ...streams);
+      if (link === primary) first = sender;
+    }
+    return first;
+  }
+
+  /**
+   * Stops sending a local track; each connection renegotiates.
    * @param {MediaStreamTrack} track
    */
   removeTrack(track) {
     this._localTracks = this._localTracks.filter((t) => t.track !== track);
-    if (!this.pc) return;
-    for (const sender of this.pc.getSenders()) {
-      if (sender.track === track) this.pc.removeTrack(sender);
+    for (const link of this._allLinks()) {
+      if (!link.pc) continue;
+      for (const sender of link.pc.getSenders()) {
+        if (sender.track === track) link.pc.removeTrack(sender);
+      }
     }
   }
 
-  /** Restarts ICE (a new offer with fresh credentials); done on its own when ICE fails. */
+  /** Restarts ICE on every connection (done on its own for a connection whose ICE fails). */
   restartIce() {
-    if (this.pc && this._pcPeer && this.pc.signalingState !== 'closed') this.pc.restartIce();
+    for (const link of this._links.values()) link.restartIce();
   }
 
   /**
-   * Ends the call and leaves the room: the other member gets `peer-left`. Local tracks are not
+   * Ends the call and leaves the room: the other members get `peer-left`. Local tracks are not
    * stopped (they belong to the application). Resolves when the server confirmed the leave, or
    * after `timeoutMs`.
    * @param {{timeoutMs?: number}} [o]
@@ -186,6 +241,7 @@ export class Call extends Emitter {
     const reply = await this.channel.join(this.room, { token: this.options.token });
     this.peer = reply.peer;
     this.role = reply.role;
+    if (Number.isInteger(reply.capacity)) this.capacity = reply.capacity;
     if (this._ended) {
       this.channel.leave().catch(() => {}).finally(() => this.channel.close());
       throw new SignalingError('closed', 'the call was hung up');
@@ -283,148 +339,102 @@ export class Call extends Emitter {
   _afterJoin(reply) {
     this.peer = reply.peer;
     this.role = reply.role;
+    if (Number.isInteger(reply.capacity)) this.capacity = reply.capacity;
     this._iceServers = this.options.iceServers || (Array.isArray(reply.iceServers) ? reply.iceServers : []);
-    this._peers = new Map((reply.peers || []).map((/** @type {any} */ p) => [p.peer, p.role]));
-    this._expired = false;
-    this.remotePeer = null;
-    if (this._peers.size === 0) {
+    this._closeLinks();
+    for (const p of reply.peers || []) this._links.set(p.peer, new PeerLink(this._owner, p.peer, p.role));
+    if (this._links.size === 0) {
       // Alone: make the offer now; the server holds it (and the early candidates) for the
       // next member.
-      this._newPc(true, null);
+      this._held = new PeerLink(this._owner, null, null);
+      this._held.open(true);
       this._setStatus('waiting');
     } else {
-      // The member before us holds an offer for us: it comes as the next events.
+      // Every member before us calls us: the first one's held offer, or fresh offers, come as
+      // the next events.
       this._setStatus('connecting');
     }
   }
 
   /** @param {string} from @param {string} sdp */
   async _onOffer(from, sdp) {
-    const pc = this.pc;
-    if (!pc || pc.signalingState === 'closed' || this._pcPeer === null) {
-      // A new call: its first offer comes from the other side, which makes this side polite.
-      this._newPc(false, from);
-    } else if (this._pcPeer !== from) {
-      return; // busy with another member
+    let link = this._links.get(from);
+    if (!link) {
+      link = new PeerLink(this._owner, from, null);
+      this._links.set(from, link);
     }
-    this.remotePeer = from;
-    if (this.status !== 'connected') this._setStatus('connecting');
-    await this._onDescription(/** @type {RTCPeerConnection} */ (this.pc), { type: 'offer', sdp });
+    // A first offer (or one after a hangup) opens the pair's connection: this side is polite.
+    if (!link.pc || link.pc.signalingState === 'closed') link.open(false);
+    link.offered();
+    this._refreshStatus();
+    await link.onDescription({ type: 'offer', sdp });
   }
 
   /** @param {string} from @param {string} sdp */
   async _onAnswer(from, sdp) {
-    const pc = this.pc;
-    if (!pc || (this._pcPeer !== null && this._pcPeer !== from)) return;
-    this._pcPeer = from;
-    this.remotePeer = from;
-    await this._onDescription(pc, { type: 'answer', sdp });
-  }
-
-  /**
-   * Perfect negotiation: on colliding offers the impolite side ignores the other's offer, the
-   * polite side rolls its own back (implicitly, in setRemoteDescription) and answers.
-   * @param {RTCPeerConnection} pc
-   * @param {RTCSessionDescriptionInit} description
-   */
-  async _onDescription(pc, description) {
-    const collision = description.type === 'offer'
-      && (this._makingOffer || pc.signalingState !== 'stable');
-    this._ignoreOffer = !this.polite && collision;
-    if (this._ignoreOffer) return;
-    if (description.type === 'answer' && pc.signalingState !== 'have-local-offer') return; // stale
-    await pc.setRemoteDescription(description);
-    if (pc !== this.pc) return;
-    await this._flushRemoteCandidates(pc);
-    if (description.type === 'offer') {
-      this._descPending = true;
-      try {
-        await pc.setLocalDescription();
-        if (pc === this.pc) this._sendDescription(pc);
-      } finally {
-        this._flushLocalCandidates(pc);
-      }
-    }
+    const link = this._links.get(from);
+    if (link) await link.onDescription({ type: 'answer', sdp });
   }
 
   /** @param {string} from @param {RTCIceCandidateInit | null} candidate */
   async _onCandidate(from, candidate) {
     if (!candidate) return; // end-of-candidates: nothing to do
-    if (this._pcPeer !== null && from !== this._pcPeer) return;
-    const pc = this.pc;
-    if (!pc || !pc.remoteDescription) {
-      if (this._remoteCandidates.length < MAX_BUFFERED_CANDIDATES) this._remoteCandidates.push(candidate);
-      return;
-    }
-    await this._addCandidate(pc, candidate);
-  }
-
-  /** @param {RTCPeerConnection} pc @param {RTCIceCandidateInit} candidate */
-  async _addCandidate(pc, candidate) {
-    try {
-      await pc.addIceCandidate(candidate);
-    } catch (err) {
-      // A candidate of an ignored offer or of an earlier ICE generation: expected.
-      if (!this._ignoreOffer && pc === this.pc && pc.signalingState !== 'closed'
-        && !/ufrag|generation|closed/i.test(String(/** @type {any} */ (err)?.message))) {
-        this._error(err);
-      }
-    }
-  }
-
-  /** @param {RTCPeerConnection} pc */
-  async _flushRemoteCandidates(pc) {
-    const buffered = this._remoteCandidates.splice(0);
-    for (const c of buffered) await this._addCandidate(pc, c);
+    const link = this._links.get(from);
+    if (link) await link.onCandidate(candidate);
   }
 
   /** @param {{peer: string, role: string}} p */
   _onPeerJoined(p) {
-    this._peers.set(p.peer, p.role);
     this.emit('peer-joined', { peer: p.peer, role: p.role });
-    if (this.remotePeer !== null && this.remotePeer !== p.peer) return;
-    if (this._expired || !this.pc) {
-      // Our held offer is gone: call the newcomer with a fresh offer.
-      this._expired = false;
-      this.remotePeer = p.peer;
-      this._newPc(true, p.peer);
-      this._setStatus('connecting');
-    } else if (this._pcPeer === null) {
-      // The server handed our held offer to the newcomer.
-      this._pcPeer = p.peer;
-      this.remotePeer = p.peer;
-      this._setStatus('connecting');
+    if (this._links.has(p.peer)) return;
+    const held = this._held;
+    if (held) {
+      // The server handed our held offer to the first member to join.
+      this._held = null;
+      this._links.set(p.peer, held);
+      held.assign(p.peer, p.role);
+    } else {
+      // A later member (or our held offer is gone): call it now.
+      const link = new PeerLink(this._owner, p.peer, p.role);
+      this._links.set(p.peer, link);
+      link.open(true);
     }
+    this._refreshStatus();
   }
 
   /** @param {{peer: string, reason: string}} p */
   _onPeerLeft(p) {
-    this._peers.delete(p.peer);
+    const link = this._links.get(p.peer);
+    if (link) {
+      link.close();
+      this._links.delete(p.peer);
+    }
     this.emit('peer-left', { peer: p.peer, reason: p.reason });
-    if (p.peer !== this.remotePeer && p.peer !== this._pcPeer) return;
-    this._closePc();
-    this.remotePeer = null;
-    if (this._peers.size === 0) {
+    if (!link) return;
+    if (this._links.size === 0) {
       // Alone again: offer to whoever comes next (held by the server).
-      this._newPc(true, null);
+      this._held = new PeerLink(this._owner, null, null);
+      this._held.open(true);
       this._setStatus('waiting');
-    } else {
+    } else if (!this._refreshStatus()) {
       this._setStatus('connecting');
     }
   }
 
   /** @param {{from: string}} p */
   _onRemoteHangup(p) {
-    if (p.from !== this.remotePeer && p.from !== this._pcPeer) return;
-    this._closePc();
+    const link = this._links.get(p.from);
+    if (!link || !link.pc) return;
+    link.close();
     this.emit('hangup', { from: p.from });
-    this._setStatus('waiting'); // a new offer from them starts a new call
+    // A new offer from them starts a new call.
+    if (!this._refreshStatus()) this._setStatus('waiting');
   }
 
   /** @param {{what: string}} p */
   _onExpired(p) {
-    this._expired = true;
-    this._closePc();
+    if (this._held) this._held.close();
+    this._held = null;
     this.emit('expired', { what: p.what });
     this._setStatus('expired'); // the next member to join gets a fresh offer
   }
@@ -437,19 +447,20 @@ export class Call extends Emitter {
   _onResumed(reply) {
     if (this.options.iceServers || !Array.isArray(reply.iceServers)) return;
     this._iceServers = reply.iceServers;
-    const pc = this.pc;
-    if (!pc || pc.signalingState === 'closed') return;
-    try {
-      pc.setConfiguration({ ...pc.getConfiguration(), iceServers: reply.iceServers });
-    } catch {
-      // Some browsers refuse to change the configuration of a connection: the next one has it.
+    for (const link of this._allLinks()) {
+      const pc = link.pc;
+      if (!pc || pc.signalingState === 'closed') continue;
+      try {
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: reply.iceServers });
+      } catch {
+        // Some browsers refuse to change the configuration of a connection: the next one has it.
+      }
     }
   }
 
   /** The membership is gone (the resume window passed): join the room again. */
   async _rejoin() {
-    this._closePc();
-    this.remotePeer = null;
+    this._closeLinks();
     this._setStatus('joining');
     this._paused = true; // the new join's events wait until _afterJoin ran
     try {
@@ -467,197 +478,66 @@ export class Call extends Emitter {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The peer connection
+  // The links
 
-  /**
-   * Replaces the peer connection.
-   * @param {boolean} offerer whether this side makes the first offer (then it is impolite)
-   * @param {string | null} remote the member it is negotiated with, if known
-   */
-  _newPc(offerer, remote) {
-    this._closePc();
-    const Ctor = this.host.RTCPeerConnection;
-    if (!Ctor) throw new Error('RTCPeerConnection is not available');
-    /** @type {RTCPeerConnection} */
-    // max-bundle: one transport, so a held offer carries a third of the early candidates.
-    const pc = new Ctor({ bundlePolicy: 'max-bundle', ...this.options.rtcConfig, iceServers: this._iceServers || [] });
-    this.pc = pc;
-    this._pcPeer = remote;
-    this.polite = !offerer;
-    this._makingOffer = false;
-    this._ignoreOffer = false;
-    this._descPending = false;
-    this._localCandidates = [];
-    this._remoteCandidates = [];
-
-    pc.onnegotiationneeded = () => { this._negotiate(pc); };
-    pc.onicecandidate = (ev) => {
-      if (pc !== this.pc || !ev.candidate || !ev.candidate.candidate) return;
-      const c = ev.candidate;
-      /** @type {RTCIceCandidateInit} */
-      const init = {
-        candidate: c.candidate,
-        sdpMid: c.sdpMid ?? null,
-        sdpMLineIndex: c.sdpMLineIndex ?? null,
-        usernameFragment: c.usernameFragment ?? null,
-      };
-      if (this._descPending) this._localCandidates.push(init);
-      else this._sendCandidate(init);
-    };
-    pc.ontrack = (ev) => {
-      if (pc !== this.pc) return;
-      this.emit('track', {
-        track: ev.track, streams: ev.streams, transceiver: ev.transceiver, receiver: ev.receiver,
-      });
-    };
-    pc.ondatachannel = (ev) => { if (pc === this.pc) this._watchDataChannel(pc, ev.channel); };
-    pc.onconnectionstatechange = () => this._onConnectionState(pc);
-
-    for (const { track, streams } of this._localTracks) pc.addTrack(track, ...streams);
-    if (this.options.dataChannel) {
-      const dc = pc.createDataChannel(DATA_CHANNEL_LABEL, { negotiated: true, id: 0 });
-      this._watchDataChannel(pc, dc);
-    }
-    if (offerer && this._localTracks.length === 0 && !this.options.dataChannel) {
-      // Nothing to send: still offer to receive audio and video.
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      pc.addTransceiver('video', { direction: 'recvonly' });
-    }
-    return pc;
+  /** @returns {PeerLink[]} every link, the held one included */
+  _allLinks() {
+    const all = [...this._links.values()];
+    if (this._held) all.push(this._held);
+    return all;
   }
 
-  /** @param {RTCPeerConnection} pc @param {RTCDataChannel} dc */
-  _watchDataChannel(pc, dc) {
-    if (dc.label === DATA_CHANNEL_LABEL) this.dataChannel = dc;
-    const opened = () => { if (pc === this.pc) this.emit('datachannel', dc); };
-    if (dc.readyState === 'open') opened();
-    else dc.addEventListener('open', opened, { once: true });
-  }
-
-  /** @param {RTCPeerConnection} pc */
-  async _negotiate(pc) {
-    if (pc !== this.pc || this._ended) return;
-    try {
-      this._makingOffer = true;
-      this._descPending = true;
-      await pc.setLocalDescription();
-      if (pc === this.pc && pc.localDescription && pc.localDescription.type === 'offer') {
-        this._sendDescription(pc);
-      }
-    } catch (err) {
-      if (pc === this.pc && pc.signalingState !== 'closed') this._error(err);
-    } finally {
-      this._makingOffer = false;
-      this._flushLocalCandidates(pc);
-    }
+  _closeLinks() {
+    for (const link of this._allLinks()) link.close();
+    this._links = new Map();
+    this._held = null;
   }
 
   /**
-   * Sends the local description (an offer, held while alone, or an answer).
-   * @param {RTCPeerConnection} pc
+   * Sets the status from the connections to known members: `connected` while one is,
+   * `reconnecting` while none is and one restarts ICE, `connecting` otherwise.
+   * @returns {boolean} false when there is no such connection (the caller decides)
    */
-  _sendDescription(pc) {
-    const desc = /** @type {RTCSessionDescription} */ (pc.localDescription);
-    /** @type {any} */
-    const payload = { sdp: desc.sdp };
-    if (this._pcPeer) payload.to = this._pcPeer;
-    const type = desc.type;
-    this.channel.send(type, payload).then((reply) => {
-      if (type === 'offer' && reply && reply.held === true && pc === this.pc && this._pcPeer === null) {
-        this._setStatus('waiting');
-      }
-    }, (err) => {
-      if (type === 'offer' && err instanceof SignalingError && err.code === 'too_many_held'
-        && pc === this.pc && this._pcPeer === null) {
+  _refreshStatus() {
+    let open = 0;
+    let connected = false;
+    let reconnecting = false;
+    for (const link of this._links.values()) {
+      if (!link.pc) continue;
+      open++;
+      if (link.state === 'connected') connected = true;
+      else if (link.state === 'reconnecting') reconnecting = true;
+    }
+    if (open === 0) return false;
+    if (connected) this._setStatus('connected');
+    else if (reconnecting) this._setStatus('reconnecting');
+    else this._setStatus('connecting');
+    return true;
+  }
+
+  /** @returns {import('./link.js').LinkOwner} what the links use of this call */
+  _linkOwner() {
+    const call = this;
+    return {
+      get RTCPeerConnection() { return call.host.RTCPeerConnection; },
+      get options() { return call.options; },
+      get iceServers() { return call._iceServers; },
+      get localTracks() { return call._localTracks; },
+      get ended() { return call._ended; },
+      send: (event, payload) => call.channel.send(event, payload),
+      emit: (event, ...args) => { call.emit(event, ...args); },
+      error: (err) => call._error(err),
+      changed: (link) => { if (link.peer !== null && call._links.get(link.peer) === link) call._refreshStatus(); },
+      held: (link) => { if (link === call._held) call._setStatus('waiting'); },
+      notHeld: (link) => {
         // The server holds too many offers: this one is not held. As after an expiry, the next
         // member to join gets a fresh offer.
-        this._closePc();
-        this._expired = true;
-        this._setStatus('waiting');
-      }
-      if (!(err instanceof SignalingError) || !QUIET_CODES.has(err.code)) this._error(err);
-    });
-  }
-
-  /** @param {RTCPeerConnection} pc */
-  _flushLocalCandidates(pc) {
-    this._descPending = false;
-    const list = this._localCandidates.splice(0);
-    if (pc !== this.pc) return;
-    for (const c of list) this._sendCandidate(c);
-  }
-
-  /** @param {RTCIceCandidateInit} candidate */
-  _sendCandidate(candidate) {
-    /** @type {any} */
-    const payload = { candidate };
-    if (this._pcPeer) payload.to = this._pcPeer;
-    this._send('candidate', payload);
-  }
-
-  /**
-   * Sends a sequenced message; failures that are part of normal operation are ignored.
-   * @param {string} event
-   * @param {object} payload
-   * @returns {Promise<any>}
-   */
-  _send(event, payload) {
-    return this.channel.send(event, payload).catch((err) => {
-      if (!(err instanceof SignalingError) || !QUIET_CODES.has(err.code)) this._error(err);
-      return null;
-    });
-  }
-
-  /** @param {RTCPeerConnection} pc */
-  _onConnectionState(pc) {
-    if (pc !== this.pc) return;
-    const state = pc.connectionState;
-    this.emit('connectionstatechange', state);
-    if (state !== 'disconnected') this._clearDisconnectTimer();
-    switch (state) {
-      case 'connected':
-        this._setStatus('connected');
-        break;
-      case 'disconnected':
-        this._setStatus('reconnecting');
-        this._disconnectTimer = setTimeout(() => {
-          this._disconnectTimer = null;
-          if (pc === this.pc && pc.connectionState === 'disconnected') this.restartIce();
-        }, this.options.iceRestartDelayMs);
-        break;
-      case 'failed':
-        this._setStatus('reconnecting');
-        this.restartIce();
-        break;
-      case 'connecting':
-        if (this.status === 'connected') this._setStatus('reconnecting');
-        break;
-      default:
-        break;
-    }
-  }
-
-  _clearDisconnectTimer() {
-    if (this._disconnectTimer) clearTimeout(this._disconnectTimer);
-    this._disconnectTimer = null;
-  }
-
-  _closePc() {
-    this._clearDisconnectTimer();
-    const pc = this.pc;
-    this.pc = null;
-    this.dataChannel = null;
-    this._pcPeer = null;
-    this._remoteCandidates = [];
-    this._localCandidates = [];
-    this._descPending = false;
-    if (!pc) return;
-    pc.onnegotiationneeded = null;
-    pc.onicecandidate = null;
-    pc.ontrack = null;
-    pc.ondatachannel = null;
-    pc.onconnectionstatechange = null;
-    try { pc.close(); } catch { /* closed already */ }
+        if (link !== call._held) return;
+        link.close();
+        call._held = null;
+        call._setStatus('waiting');
+      },
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -678,7 +558,7 @@ export class Call extends Emitter {
 
   _end() {
     if (this._ended) return;
-    this._closePc();
+    this._closeLinks();
     this._setStatus('ended');
     this._ended = true;
     this._pending = [];

@@ -324,7 +324,7 @@ export class FakeServer {
     const peers = [...this.room(m.room).values()].filter((o) => o !== m)
       .map((o) => ({ peer: o.peer, role: o.role }));
     return { ok: true, room: m.room, peer: m.peer, role: m.role, peers, next: m.expected,
-      iceServers: [], ...extra };
+      capacity: this.capacity, iceServers: [], ...extra };
   }
 
   /** @param {string} conn @param {any} p @param {Function} reply */

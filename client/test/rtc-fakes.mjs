@@ -437,6 +437,14 @@ export class HoldingServer extends FakeServer {
     if ((event === 'hangup' || event === 'leave') && this.held.get(m.room)?.from === m.peer) {
       this.held.delete(m.room);
     }
+    if ((event === 'offer' || event === 'answer' || event === 'candidate') && this.relay) {
+      // Routed like the real server: to `to`, which is required with several others.
+      const others = [...room.values()].filter((o) => o !== m);
+      const target = p.to === undefined ? (others.length === 1 ? others[0] : null) : room.get(p.to);
+      if (!target) return err(p.to === undefined ? 'target_required' : 'no_peer');
+      this.push(target, event, { from: m.peer, ...data });
+      return { ok: true, seq: p.seq, held: false };
+    }
     return super.apply(m, event, p);
   }
 

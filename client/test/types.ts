@@ -28,3 +28,13 @@ export async function example(stream: MediaStream, remote: HTMLVideoElement): Pr
   await sb.close();
   return call;
 }
+
+export async function group(stream: MediaStream, tiles: Map<string, HTMLVideoElement>): Promise<number> {
+  const call = await connect().join('team', { stream, dataChannel: true });
+  call.on('track', ({ streams, peer }) => { const v = tiles.get(peer); if (v) v.srcObject = streams[0] ?? null; });
+  call.on('datachannel', (dc, peer) => { dc.onmessage = (ev) => console.log(peer, ev.data); });
+  call.on('connectionstatechange', (state, peer) => console.log(peer, state));
+  for (const [id, p] of call.peers) console.log(id, p.state, p.polite, p.pc?.connectionState, p.dataChannel?.readyState);
+  const sent: number = call.broadcast(JSON.stringify({ muted: true }));
+  return sent + (call.capacity ?? 0);
+}

@@ -41,6 +41,7 @@ type Config struct {
 	Limits         Limits        // sizes of SDPs, candidates and messages; announced in join and resume replies
 	ResumeWindow   time.Duration // announced to clients; the store enforces it
 	HeldTTL        time.Duration // announced to clients; the store enforces it
+	Capacity       int           // members per room, announced to clients; the store enforces it; default 2
 	ResendInterval time.Duration // unacknowledged messages are sent again after this; default 1s
 	ReorderTimeout time.Duration // how long an early message waits for its predecessors; default 5s
 	MaxReorder     int           // early messages that may wait per membership; default 256
@@ -111,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 4
+	}
+	if c.Capacity <= 0 {
+		c.Capacity = store.DefaultCapacity
 	}
 	if c.EventRate > 0 && c.EventBurst <= 0 {
 		c.EventBurst = int(2 * c.EventRate)
@@ -451,6 +455,7 @@ func (h *Hub) membershipReply(room string, ms store.Membership) Reply {
 		"limits":         h.cfg.Limits,
 		"resumeWindowMs": h.cfg.ResumeWindow.Milliseconds(),
 		"heldOfferTtlMs": h.cfg.HeldTTL.Milliseconds(),
+		"capacity":       h.cfg.Capacity,
 		"iceServers":     h.iceServers(ms.Peer),
 	}
 }

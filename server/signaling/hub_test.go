@@ -185,7 +185,7 @@ func TestHeldOfferAcrossInstances(t *testing.T) {
 	r := newRig(t, 2, store.Options{}, Config{})
 	caller := r.connect(0, "a1")
 	j := r.mustOK(0, caller, EvJoin, obj("room", "r1", "nonce", "nonce-0001"))
-	if j["role"] != store.RoleCaller || j["next"] != int64(1) || j["token"] == "" {
+	if j["role"] != store.RoleCaller || j["next"] != int64(1) || j["token"] == "" || j["capacity"] != 2 {
 		t.Fatalf("join reply %v", j)
 	}
 	rep := r.mustOK(0, caller, EvOffer, obj("room", "r1", "seq", float64(1), "sdp", "v=0 offer"))
@@ -567,7 +567,7 @@ func TestResumeDeliversMissedMessagesOnce(t *testing.T) {
 	r.mustOK(1, b, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "while away"))
 	a2 := r.connect(1, "a2")
 	rep := r.mustOK(1, a2, EvResume, obj("room", "r", "peer", ja["peer"], "token", ja["token"]))
-	if rep["acked"] != int64(1) || rep["next"] != int64(1) {
+	if rep["acked"] != int64(1) || rep["next"] != int64(1) || rep["capacity"] != 2 {
 		t.Fatalf("resume reply %v", rep)
 	}
 	evs := a2.waitFor(t, func(evs []event) bool { return len(evs) > 0 })
@@ -683,7 +683,7 @@ func TestRoomTokens(t *testing.T) {
 		}
 		return "", errorf(CodeUnauthorized, "invalid")
 	}
-	r := newRig(t, 1, store.Options{Capacity: 3}, Config{Authorize: authorize})
+	r := newRig(t, 1, store.Options{Capacity: 3}, Config{Authorize: authorize, Capacity: 3})
 	c := r.connect(0, "c")
 	for _, tc := range []struct {
 		payload map[string]any
@@ -700,7 +700,9 @@ func TestRoomTokens(t *testing.T) {
 			t.Errorf("join %v: want %s, got %v", tc.payload, tc.want, rep)
 		}
 	}
-	r.mustOK(0, c, EvJoin, obj("room", "r", "token", callerOnly))
+	if rep := r.mustOK(0, c, EvJoin, obj("room", "r", "token", callerOnly)); rep["capacity"] != 3 {
+		t.Fatalf("join reply announces capacity %v, want 3", rep["capacity"])
+	}
 	d := r.connect(0, "d")
 	if rep := r.call(0, d, EvJoin, obj("room", "r", "token", callerOnly)); code(rep) != CodeForbidden {
 		t.Fatalf("second caller-only join: %v", rep)

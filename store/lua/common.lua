@@ -69,6 +69,31 @@ local function backlogFull(peer, max)
   return num(mf(peer, 'last')) - num(mf(peer, 'ack')) >= max
 end
 
+-- Outstanding offers of a member: m:<peer>:offer lists their targets, " t1 t2 " ("*": its
+-- held offer, whoever gets it; "1", written by earlier versions: any target).
+local function offerHas(from, to)
+  local s = get(mf(from, 'offer'))
+  if not s then return false end
+  return s == '1' or string.find(s, ' * ', 1, true) ~= nil or string.find(s, ' ' .. to .. ' ', 1, true) ~= nil
+end
+
+local function offerAdd(from, to)
+  local s = get(mf(from, 'offer'))
+  if not s or s == '1' then s = ' ' end
+  if not string.find(s, ' ' .. to .. ' ', 1, true) then redis.call('HSET', K, mf(from, 'offer'), s .. to .. ' ') end
+end
+
+local function offerDel(from, to)
+  local s = get(mf(from, 'offer'))
+  if not s then return end
+  if s ~= '1' then
+    local i = string.find(s, ' ' .. to .. ' ', 1, true)
+    if not i then return end
+    s = string.sub(s, 1, i) .. string.sub(s, i + #to + 2)
+  end
+  if s == '1' or s == ' ' then redis.call('HDEL', K, mf(from, 'offer')) else redis.call('HSET', K, mf(from, 'offer'), s) end
+end
+
 -- dropHeld deletes the held offer and returns its sender (nil if none).
 local function dropHeld()
   local from = get('h:from')
@@ -103,7 +128,10 @@ local function removeMember(peer, reason)
   hdel(f)
   local rest = {}
   for _, p in ipairs(members()) do
-    if p ~= peer then rest[#rest + 1] = p end
+    if p ~= peer then
+      rest[#rest + 1] = p
+      offerDel(p, peer)
+    end
   end
   if #rest == 0 then
     redis.call('DEL', K)

@@ -61,6 +61,9 @@ if from and from ~= peer then
       handed[#handed + 1] = entry
     end
     dropHeld()
+    -- The held offer is now an offer to the newcomer.
+    offerDel(from, '*')
+    offerAdd(from, peer)
   end
 end
 

@@ -33,7 +33,9 @@ local function apply()
     end
     local entry = 'hangup\n{"from":"' .. peer .. '"}'
     for _, p in ipairs(others) do queue(p, entry) end
-    for _, p in ipairs(list) do redis.call('HDEL', K, mf(p, 'offer')) end
+    -- Offers between the sender and the others end; offers between two others go on.
+    redis.call('HDEL', K, mf(peer, 'offer'))
+    for _, p in ipairs(others) do offerDel(p, peer) end
     if get('h:from') == peer then dropHeld() end
     return 'ok'
   end
@@ -55,21 +57,22 @@ local function apply()
       dropHeld()
       local gen = redis.call('HINCRBY', K, 'h:gen', 1)
       redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue)
-      redis.call('HSET', K, mf(peer, 'offer'), 1)
+      redis.call('HSET', K, mf(peer, 'offer'), ' * ')
       tadd[#tadd + 1] = 'H|' .. ROOM .. '|' .. gen
       tadd[#tadd + 1] = heldDue
       return 'held'
     end
     if backlogFull(target, maxBacklog) then return 'backlog_full' end
     queue(target, 'offer\n' .. body)
-    redis.call('HSET', K, mf(peer, 'offer'), 1)
+    offerAdd(peer, target)
     return 'ok'
   end
 
   if kind == 'answer' then
-    if not target or get(mf(target, 'offer')) ~= '1' then return 'no_offer' end
+    if not target or not offerHas(target, peer) then return 'no_offer' end
     if backlogFull(target, maxBacklog) then return 'backlog_full' end
-    redis.call('HDEL', K, mf(target, 'offer'))
+    offerDel(target, peer)
+    offerDel(target, '*')
     queue(target, 'answer\n' .. body)
     return 'ok'
   end

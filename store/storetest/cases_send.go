@@ -234,6 +234,37 @@ var sendCases = []testCase{
 		e.expectEvents("r", "bob", nth(1, joined("carol", "answerer")), nth(2, "offer "+offerBody("alice", "o1")),
 			nth(3, `hangup {"from":"carol"}`))
 	}},
+
+	{name: "OutstandingOffersPerPair", opts: store.Options{Capacity: 4}, run: func(t *testing.T, e *env) {
+		// A group call: one member offers to two others at once; both answers are accepted.
+		e.join("r", "alice")
+		e.sendOK("r", "alice", store.KindOffer, "", offerBody("alice", "held"))
+		e.join("r", "bob") // gets the held offer
+		e.join("r", "carol")
+		e.join("r", "dave")
+		e.sendErr(store.ErrNoOffer, "r", "carol", store.KindAnswer, "alice", `{"from":"carol","sdp":"a0"}`)
+		e.sendOK("r", "alice", store.KindOffer, "carol", offerBody("alice", "o-carol"))
+		e.sendOK("r", "alice", store.KindOffer, "dave", offerBody("alice", "o-dave"))
+		e.sendOK("r", "bob", store.KindOffer, "dave", offerBody("bob", "o-dave"))
+		e.sendOK("r", "dave", store.KindAnswer, "alice", `{"from":"dave","sdp":"a1"}`)
+		e.sendOK("r", "carol", store.KindAnswer, "alice", `{"from":"carol","sdp":"a2"}`)
+		e.sendOK("r", "bob", store.KindAnswer, "alice", `{"from":"bob","sdp":"a3"}`) // the held offer's answer
+		e.sendErr(store.ErrNoOffer, "r", "carol", store.KindAnswer, "alice", `{"from":"carol","sdp":"again"}`)
+		// A hangup ends the offers between its sender and the others, not those between two others.
+		e.sendOK("r", "alice", store.KindOffer, "dave", offerBody("alice", "o-dave-2"))
+		e.sendOK("r", "alice", store.KindHangup, "", "")
+		e.sendErr(store.ErrNoOffer, "r", "dave", store.KindAnswer, "alice", `{"from":"dave","sdp":"a4"}`)
+		e.sendOK("r", "dave", store.KindAnswer, "bob", `{"from":"dave","sdp":"a5"}`)
+		// A member that leaves takes the offers to it along.
+		e.sendOK("r", "carol", store.KindOffer, "dave", offerBody("carol", "o-dave"))
+		e.sendOK("r", "dave", store.KindLeave, "", "")
+		e.join("r", "erin")
+		e.sendErr(store.ErrNoOffer, "r", "erin", store.KindAnswer, "carol", `{"from":"erin","sdp":"a6"}`)
+		e.expectEvents("r", "alice", nth(1, joined("bob", "answerer")), nth(2, joined("carol", "answerer")),
+			nth(3, joined("dave", "answerer")), nth(4, `answer {"from":"dave","sdp":"a1"}`),
+			nth(5, `answer {"from":"carol","sdp":"a2"}`), nth(6, `answer {"from":"bob","sdp":"a3"}`),
+			nth(7, `peer-left {"peer":"dave","reason":"left"}`), nth(8, joined("erin", "answerer")))
+	}},
 }
 
 func expectLines(t *testing.T, what string, got []string, want ...string) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT } from '../integration/harness.mjs';
+import { ROOT, roomName } from '../integration/harness.mjs';
 import { withInstances, poll } from './support.mjs';
 
 const SHOTS = process.env.UPDATE_SCREENSHOTS === '1'
@@ -152,4 +152,77 @@ test('demo page: an offer nobody answers expires, and the next person still gets
     await demoStatus(caller, 'connected', 'caller');
     await remoteVideo(callee, 'callee');
   }, { SWITCHBOARD_HELD_OFFER_TTL: '2s' });
+});
+
+test('demo page: a four-person group call in a grid, names, mute shown to all, one leaves without disturbing the others', async (t) => {
+  await withInstances(t, async ({ a, b, page }) => {
+    // Small camera pictures keep four members in one browser light.
+    const first = await page(DESKTOP);
+    await first.goto(`${a.url}/?video=160x120#${roomName('demo-group')}`);
+    await first.locator('#name').fill('Ada');
+    await first.getByRole('button', { name: 'Join call' }).click();
+    await demoStatus(first, 'waiting', 'Ada');
+    const link = await first.locator('#link').inputValue();
+    const SMALL = { viewport: { width: 420, height: 640 } };
+    const t0 = Date.now();
+    /** @type {import('playwright-core').Page[]} */
+    const members = [first];
+    for (const [i, name] of ['Ben', 'Cy', 'Dee'].entries()) {
+      const p = await page(SMALL);
+      await p.goto((i % 2 === 0 ? link.replace(a.url, b.url) : link));
+      await p.locator('#name').fill(name);
+      await p.getByRole('button', { name: 'Join call' }).click();
+      await demoStatus(p, 'connected', name, 45000);
+      t.diagnostic(`${name} connected at ${Date.now() - t0} ms`);
+      members.push(p);
+    }
+    const names = ['Ada', 'Ben', 'Cy', 'Dee'];
+    // Every page: a grid with a tile per other member, each named and showing video.
+    /** @param {import('playwright-core').Page} p */
+    const tilesOf = (p) => p.evaluate(() => [...document.querySelectorAll('#stage .tile[data-peer]')].map((el) => {
+      const v = /** @type {HTMLVideoElement} */ (el.querySelector('video'));
+      return { name: el.querySelector('.name')?.textContent || '', width: v.videoWidth, playing: !v.paused };
+    }));
+    for (const [i, p] of members.entries()) {
+      /** @type {any[]} */
+      let last = [];
+      /** @type {any} */
+      let conns = null;
+      await poll(async () => {
+        last = await tilesOf(p);
+        const want = names.filter((_, j) => j !== i);
+        return last.length === 3 && want.every((n) => last.some((x) => x.name.endsWith(n) && x.width > 0 && x.playing));
+      }, 30000, () => `${names[i]}: three named tiles with video (have ${JSON.stringify(last)}, connections ${JSON.stringify(conns)})`).catch(async (err) => {
+        conns = await p.evaluate(() => [...(/** @type {any} */ (window)).switchboardDemo.call.peers.values()]
+          .map((l) => [l.peer, l.state, l.pc && l.pc.connectionState, l.pc && l.pc.signalingState]));
+        throw new Error(`${err.message}; connections ${JSON.stringify(conns)}`);
+      });
+      assert.equal(await p.locator('#stage').getAttribute('data-count'), '3');
+      assert.ok(await p.locator('#stage').evaluate((el) => el.classList.contains('grid')), 'grid layout');
+    }
+    assert.match(String(await first.locator('#roster').textContent()), /4 of 4 in the call/);
+
+    // Ben mutes: every other member sees it, named.
+    await members[1].getByRole('button', { name: 'Mute' }).click();
+    for (const i of [0, 2, 3]) {
+      await poll(async () => /Muted: Ben/.test(String(await members[i].locator('#roster').textContent())), 5000, `${names[i]} sees Ben muted`);
+      const badge = members[i].locator('#stage .tile', { hasText: 'Ben' }).locator('.badges');
+      assert.match(String(await badge.textContent()), /muted/);
+    }
+    // Someone is named as speaking (the fake microphone beeps).
+    await poll(async () => /Speaking: /.test(String(await first.locator('#roster').textContent())), 10000, 'a speaker named at Ada');
+    await screenshot(first, 'demo-group.png');
+    await screenshot(members[3], 'demo-group-member.png');
+
+    // Cy leaves: the other three stay connected, the grid shrinks, a line says who left.
+    await members[2].getByRole('button', { name: 'Hang up' }).click();
+    for (const i of [0, 1, 3]) {
+      await poll(async () => (await tilesOf(members[i])).length === 2, 10000, `${names[i]}: Cy's tile gone`);
+      assert.equal(await statusOf(members[i]), 'connected', `${names[i]} still connected`);
+    }
+    assert.match(String(await first.locator('#roster').textContent()), /Cy left/);
+    assert.ok(await first.locator('#notice').isHidden(), 'nothing covers the others');
+    const still = await tilesOf(first);
+    assert.ok(still.every((x) => x.width > 0 && x.playing), `the others' video goes on: ${JSON.stringify(still)}`);
+  }, { SWITCHBOARD_ROOM_CAPACITY: '4' });
 });

@@ -14,6 +14,7 @@ for (const transport of TRANSPORTS) {
       const caller = await makePeer('caller', a.url, { transport });
       const j = await caller.channel.join(room);
       assert.equal(j.heldOfferTtlMs, 1000);
+      assert.equal(j.capacity, 2, 'the join reply announces the room capacity');
       const held = await caller.channel.send('offer', { sdp: sdp('offer') });
       assert.equal(held.held, true);
       assert.ok(held.expiresInMs > 0 && held.expiresInMs <= 1000, `expiresInMs ${held.expiresInMs}`);

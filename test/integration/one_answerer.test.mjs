@@ -66,6 +66,7 @@ for (const transport of TRANSPORTS) {
         const [jx, jy] = await Promise.all([x.channel.join(room), y.channel.join(room)]);
         assert.equal(jx.role, 'answerer');
         assert.equal(jy.role, 'answerer');
+        assert.equal(jx.capacity, 3, 'the join reply announces the room capacity');
         await until(() => x.events('offer').length + y.events('offer').length >= 1, 5000, 'an offer');
         await caller.waitFor('peer-joined', 2);
         await sleep(400);
