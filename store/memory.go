@@ -20,6 +20,7 @@ type Memory struct {
 	timers    map[string]int64                     // timer name (see leaseTimer) → due time, ms
 	held      int                                  // rooms with a held offer
 	listeners map[string]map[*memListener]struct{} // instance → handlers registered by Listen
+	outbox    *MemoryOutbox                        // nil unless Options.OutboxMax > 0
 }
 
 var _ Store = (*Memory)(nil)
@@ -42,6 +43,8 @@ type memMember struct {
 	offer                bool  // an offer from this member is outstanding
 	away                 int64 // resume deadline (ms) while disconnected, else 0
 	queue                map[int64]memEntry
+	sub                  string // for call events (outbox on only)
+	meta                 []byte
 }
 
 type memEntry struct {
@@ -53,16 +56,21 @@ type memHeld struct {
 	from    string
 	entries []memEntry // the offer, then its candidates in order
 	exp     int64
+	at      int64 // when it was held (ms)
 }
 
 // NewMemory returns an empty in-process store.
 func NewMemory(opts Options) *Memory {
-	return &Memory{
+	m := &Memory{
 		opts:      opts.WithDefaults(),
 		rooms:     make(map[string]*memRoom),
 		timers:    make(map[string]int64),
 		listeners: make(map[string]map[*memListener]struct{}),
 	}
+	if m.opts.OutboxMax > 0 {
+		m.outbox = &MemoryOutbox{m: m, taken: make(map[string]Event), wake: make(chan struct{}, 1)}
+	}
+	return m
 }
 
 // memOp is one locked operation. It collects deliveries so that handlers run after the unlock:
@@ -70,6 +78,7 @@ func NewMemory(opts Options) *Memory {
 type memOp struct {
 	m   *Memory
 	out []memDelivery
+	now int64 // ms, the time of call events
 }
 
 type memDelivery struct {
@@ -137,8 +146,13 @@ func (o *memOp) dropHeld(r *memRoom) string {
 
 // expireHeld drops the held offer and tells its sender.
 func (o *memOp) expireHeld(r *memRoom) {
+	at := int64(0)
+	if r.held != nil {
+		at = r.held.at
+	}
 	from := o.dropHeld(r)
 	if mb := r.members[from]; mb != nil {
+		o.emit(r, Event{Type: EvOfferExpired, Peer: from, Held: time.Duration(o.now-at) * time.Millisecond})
 		mb.offer = false
 		o.queue(r, from, EventExpired, expiredOfferBody)
 	}
@@ -149,6 +163,7 @@ func (o *memOp) removeMember(r *memRoom, peer, reason string) {
 	if r.held != nil && r.held.from == peer {
 		o.dropHeld(r)
 	}
+	o.emit(r, Event{Type: EvPeerLeft, Peer: peer, Reason: reason})
 	mb := r.members[peer]
 	delete(o.m.timers, leaseTimer(r.id, peer, mb.gen))
 	if mb.nonce != "" {
@@ -209,6 +224,7 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 	}
 	defer o.end()
 	now := ms(p.Now)
+	o.now = now
 
 	r := m.rooms[p.Room]
 	if r != nil {
@@ -247,6 +263,9 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 		role: role, token: p.Token, nonce: p.Nonce, inst: p.Instance, conn: p.Conn,
 		gen: 1, next: 1, queue: make(map[int64]memEntry),
 	}
+	if m.outbox != nil {
+		r.members[p.Peer].sub, r.members[p.Peer].meta = p.Sub, bytes.Clone(p.Meta)
+	}
 	r.order = append(r.order, p.Peer)
 	if p.Nonce != "" {
 		r.nonces[p.Nonce] = p.Peer
@@ -259,11 +278,13 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 			o.queue(r, other, EventPeerJoined, body)
 		}
 	}
+	o.emit(r, Event{Type: EvPeerJoined, Peer: p.Peer, Role: role})
 	var handed []Message
 	if h := r.held; h != nil && h.from != p.Peer {
 		if h.exp <= now {
 			o.expireHeld(r)
 		} else {
+			o.emit(r, Event{Type: EvOfferAnswered, Peer: p.Peer, Caller: h.from, Held: time.Duration(now-h.at) * time.Millisecond})
 			o.dropHeld(r)
 			mb := r.members[p.Peer]
 			handed = make([]Message, 0, len(h.entries))
@@ -290,6 +311,7 @@ func (m *Memory) Resume(ctx context.Context, p ResumeParams) (Membership, error)
 	}
 	defer o.end()
 	now := ms(p.Now)
+	o.now = now
 
 	r := m.rooms[p.Room]
 	if r != nil {
@@ -315,6 +337,7 @@ func (m *Memory) Send(ctx context.Context, p SendParams) (SendResult, error) {
 		return SendResult{}, err
 	}
 	defer o.end()
+	o.now = ms(p.Now)
 
 	r := m.rooms[p.Room]
 	if r == nil || r.members[p.Peer] == nil || r.members[p.Peer].conn != p.Conn {
@@ -363,6 +386,7 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 		for _, id := range others {
 			o.queue(r, id, EventHangup, body)
 		}
+		o.emit(r, Event{Type: EvCallHangup, Peer: p.Peer})
 		for _, id := range r.order {
 			r.members[id].offer = false
 		}
@@ -390,7 +414,9 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 				from:    p.Peer,
 				entries: []memEntry{{event: EventOffer, body: bytes.Clone(p.Body)}},
 				exp:     ms(p.Now) + o.m.opts.HeldTTL.Milliseconds(),
+				at:      ms(p.Now),
 			}
+			o.emit(r, Event{Type: EvOfferHeld, Peer: p.Peer, Expires: time.UnixMilli(r.held.exp)})
 			o.m.timers[heldTimer(r.id, r.heldGen)] = r.held.exp
 			sender.offer = true
 			return true, nil
@@ -536,6 +562,7 @@ func (m *Memory) Sweep(ctx context.Context, now time.Time, limit int) (int, erro
 	}
 	defer o.end()
 	t := ms(now)
+	o.now = t
 	type due struct {
 		name string
 		at   int64

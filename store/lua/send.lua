@@ -33,6 +33,7 @@ local function apply()
     end
     local entry = 'hangup\n{"from":"' .. peer .. '"}'
     for _, p in ipairs(others) do queue(p, entry) end
+    emit('call.hangup', peer)
     for _, p in ipairs(list) do redis.call('HDEL', K, mf(p, 'offer')) end
     if get('h:from') == peer then dropHeld() end
     return 'ok'
@@ -54,7 +55,8 @@ local function apply()
       if heldFull and not get('h:from') then return 'too_many_held' end
       dropHeld()
       local gen = redis.call('HINCRBY', K, 'h:gen', 1)
-      redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue)
+      redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue, 'h:at', NOW)
+      emit('offer.held', peer, {'e', heldDue, 'm', get(mf(peer, 'meta')) or ''})
       redis.call('HSET', K, mf(peer, 'offer'), 1)
       tadd[#tadd + 1] = 'H|' .. ROOM .. '|' .. gen
       tadd[#tadd + 1] = heldDue
