@@ -3,7 +3,7 @@
 // (This file has no tests of its own.)
 
 import { spawn, execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -15,7 +15,9 @@ import { io } from 'socket.io-client';
 import { SignalingChannel } from '../../client/src/channel.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BUILD_DIR = path.join(os.tmpdir(), 'switchboard-it');
+// One build directory per checkout: test runs of several checkouts on one machine must not
+// swap each other's binaries.
+export const BUILD_DIR = path.join(os.tmpdir(), `switchboard-it-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`);
 export const BINARY = path.join(BUILD_DIR, 'switchboard');
 export const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 export const TRANSPORTS = /** @type {const} */ (['websocket', 'polling']);
