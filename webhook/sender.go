@@ -172,8 +172,12 @@ func (s *Sender) Run(ctx context.Context) error {
 				continue
 			}
 			s.mu.Lock()
+			_, busy := s.inflight[ev.Ref]
 			s.inflight[ev.Ref] = struct{}{}
 			s.mu.Unlock()
+			if busy { // claimed back from ourselves (Keep failed for a while): already being sent
+				continue
+			}
 			slots <- struct{}{}
 			wg.Add(1)
 			go func() {
