@@ -38,6 +38,7 @@ type metrics struct {
 	hookDepth    prometheus.Gauge
 	hookOldest   prometheus.Gauge
 	hookDropped  prometheus.Counter
+	hookRecorded prometheus.Gauge
 }
 
 var (
@@ -110,6 +111,10 @@ func newMetrics() *metrics {
 			Name: "switchboard_webhook_outbox_oldest_seconds",
 			Help: "Age of the oldest call event not yet done; 0 when none.",
 		}),
+		hookRecorded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_webhook_outbox_recorded",
+			Help: "Call events ever recorded in the outbox (the deployment's outbox; every instance reports it).",
+		}),
 		hookDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_webhook_dropped_total",
 			Help: "Call events dropped unsent because the outbox was full (each drop counted by one instance).",
@@ -120,7 +125,7 @@ func newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.joins, m.held, m.handoffs, m.handoffTime, m.expired,
 		m.relayed, m.errors, m.storeErrors,
-		m.hookEvents, m.hookResults, m.hookAttempts, m.hookLatency, m.hookDepth, m.hookOldest, m.hookDropped,
+		m.hookEvents, m.hookResults, m.hookAttempts, m.hookLatency, m.hookDepth, m.hookOldest, m.hookDropped, m.hookRecorded,
 	)
 	// Known label values start at zero, so rates and alerts work before the first event.
 	for _, role := range []string{"caller", "answerer"} {
@@ -171,6 +176,7 @@ func (m *metrics) Finished(typ, result string, latency time.Duration) {
 }
 func (m *metrics) Outbox(s store.OutboxStats) {
 	m.hookDepth.Set(float64(s.Depth))
+	m.hookRecorded.Set(float64(s.Recorded))
 	age := 0.0
 	if !s.Oldest.IsZero() {
 		age = max(time.Since(s.Oldest).Seconds(), 0)

@@ -102,6 +102,7 @@ func TestWebhookMetrics(t *testing.T) {
 		`switchboard_webhook_attempts_total{result="2xx"}`:                      1,
 		"switchboard_webhook_delivery_seconds_count":                            1,
 		"switchboard_webhook_outbox_depth":                                      0,
+		"switchboard_webhook_outbox_recorded":                                   1,
 		"switchboard_webhook_dropped_total":                                     0,
 	} {
 		if v, ok := m[series]; !ok || v != want {

@@ -50,6 +50,9 @@ type OutboxStats struct {
 	Depth   int       // events recorded and not yet done
 	Oldest  time.Time // when the oldest of them was recorded; zero when Depth is 0
 	Dropped int64     // events dropped because the outbox was full, since the last Stats call
+	// Recorded counts the events ever recorded in the outbox (on Redis: by every instance,
+	// since the stream was created).
+	Recorded int64
 }
 
 // ErrOutboxCluster is returned for an outbox on a Redis Cluster: the room scripts would have to
@@ -138,7 +141,7 @@ func (q *MemoryOutbox) Done(_ context.Context, refs []string) error {
 func (q *MemoryOutbox) Stats(context.Context) (OutboxStats, error) {
 	q.m.mu.Lock()
 	defer q.m.mu.Unlock()
-	s := OutboxStats{Depth: len(q.queue) + len(q.taken), Dropped: q.dropped}
+	s := OutboxStats{Depth: len(q.queue) + len(q.taken), Dropped: q.dropped, Recorded: q.next}
 	q.dropped = 0
 	for _, e := range q.queue {
 		if s.Oldest.IsZero() || e.Time.Before(s.Oldest) {

@@ -51,6 +51,7 @@ type RedisOutbox struct {
 
 	mu        sync.Mutex // guards the fields below (Claim is called by one goroutine, Stats by another)
 	grouped   bool       // the group is known to exist
+	resumed   bool       // this consumer's own pending entries (from before a restart) were read
 	lastClaim time.Time
 	cursor    string // XAUTOCLAIM's next start
 }
@@ -111,7 +112,15 @@ func (q *RedisOutbox) Claim(ctx context.Context, n int, wait time.Duration) ([]E
 		q.lastClaim = time.Now()
 	}
 	start := q.cursor
+	resume := !q.resumed
+	q.resumed = true
 	q.mu.Unlock()
+	if resume {
+		// A consumer restarted under the same name first takes back what it had not finished.
+		if evs, err := q.read(ctx, n, "0", 0); err != nil || len(evs) > 0 {
+			return evs, err
+		}
+	}
 	if due {
 		msgs, next, err := q.r.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: q.key, Group: OutboxGroup, Consumer: q.consumer,
@@ -128,10 +137,17 @@ func (q *RedisOutbox) Claim(ctx context.Context, n int, wait time.Duration) ([]E
 			return evs, nil
 		}
 	}
-	res, err := q.r.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: OutboxGroup, Consumer: q.consumer, Streams: []string{q.key, ">"},
-		Count: int64(n), Block: max(wait, time.Millisecond),
-	}).Result()
+	return q.read(ctx, n, ">", max(wait, time.Millisecond))
+}
+
+// read reads the group from id: ">" for new entries (waiting up to block), "0" for this
+// consumer's own pending ones.
+func (q *RedisOutbox) read(ctx context.Context, n int, id string, block time.Duration) ([]Event, error) {
+	args := &redis.XReadGroupArgs{Group: OutboxGroup, Consumer: q.consumer, Streams: []string{q.key, id}, Count: int64(n), Block: block}
+	if block == 0 {
+		args.Block = -1 // no BLOCK argument (0 would block forever)
+	}
+	res, err := q.r.client.XReadGroup(ctx, args).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -207,20 +223,27 @@ func (q *RedisOutbox) Done(ctx context.Context, refs []string) error {
 	return nil
 }
 
-// Stats reports the outbox's length, its oldest entry and the drops since the last call (of
-// any instance: each takes its share of the counter).
+// Stats reports the outbox's length, its oldest entry, the events ever added, and the drops
+// since the last call (of any instance: each takes its share of the counter).
 func (q *RedisOutbox) Stats(ctx context.Context) (OutboxStats, error) {
 	pipe := q.r.client.Pipeline()
-	xlen := pipe.XLen(ctx, q.key)
-	first := pipe.XRangeN(ctx, q.key, "-", "+", 1)
+	info := pipe.XInfoStream(ctx, q.key)
 	dropped := pipe.GetDel(ctx, OutboxDroppedKey(q.r.opts.Prefix))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	_, _ = pipe.Exec(ctx)
+	var s OutboxStats
+	switch err := info.Err(); {
+	case err == nil:
+		v := info.Val()
+		s.Depth, s.Recorded = int(v.Length), v.EntriesAdded
+		if v.Length > 0 {
+			ts, _ := v.FirstEntry.Values["ts"].(string)
+			s.Oldest = time.UnixMilli(num(ts))
+		}
+	case !strings.Contains(err.Error(), "no such key"): // no stream yet: no events
 		return OutboxStats{}, q.r.fail(ctx, "outbox", err)
 	}
-	s := OutboxStats{Depth: int(xlen.Val())}
-	if msgs := first.Val(); len(msgs) > 0 {
-		ts, _ := msgs[0].Values["ts"].(string)
-		s.Oldest = time.UnixMilli(num(ts))
+	if err := dropped.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return OutboxStats{}, q.r.fail(ctx, "outbox", err)
 	}
 	s.Dropped, _ = dropped.Int64()
 	return s, nil

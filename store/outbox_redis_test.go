@@ -76,3 +76,29 @@ func TestRedisOutboxClaimsFromDeadConsumer(t *testing.T) {
 		t.Fatalf("b claimed %v, %v; want event %s", evs, err, got[0].ID)
 	}
 }
+
+// TestRedisOutboxRestartTakesBackOwnEvents checks that a consumer restarted under the same name
+// gets the events it had claimed and not finished at once, without waiting for the claim time.
+func TestRedisOutboxRestartTakesBackOwnEvents(t *testing.T) {
+	s, _, _ := newRedisStore(t, store.Options{OutboxMax: 10})
+	ctx := context.Background()
+	before, _ := s.Outbox("a", time.Hour)
+	if _, err := before.Claim(ctx, 10, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "alice", Token: "t", Instance: "i1", Conn: "c", Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := before.Claim(ctx, 10, time.Second)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claimed %v, %v", got, err)
+	}
+	after, _ := s.Outbox("a", time.Hour)
+	again, err := after.Claim(ctx, 10, time.Millisecond)
+	if err != nil || len(again) != 1 || again[0].ID != got[0].ID {
+		t.Fatalf("after a restart: %v, %v; want event %s", again, err, got[0].ID)
+	}
+	if evs, _ := after.Claim(ctx, 10, time.Millisecond); len(evs) != 0 {
+		t.Fatalf("taken back twice: %v", evs)
+	}
+}

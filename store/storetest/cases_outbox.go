@@ -80,7 +80,7 @@ func RunOutbox(t *testing.T, newStore func(t *testing.T, opts store.Options) (st
 			ids[ev.ID] = true
 		}
 		st, err := ob.Stats(e.ctx)
-		if err != nil || st.Depth != len(want) || st.Oldest.IsZero() {
+		if err != nil || st.Depth != len(want) || st.Oldest.IsZero() || st.Recorded != int64(len(want)) {
 			t.Fatalf("stats before done: %+v, %v; want depth %d", st, err, len(want))
 		}
 		refs := make([]string, 0, len(evs))
@@ -105,8 +105,8 @@ func RunOutbox(t *testing.T, newStore func(t *testing.T, opts store.Options) (st
 			}
 		}
 		st, err := ob.Stats(ctx)
-		if err != nil || st.Depth != 3 || st.Dropped != 2 {
-			t.Fatalf("stats: %+v, %v; want depth 3, dropped 2", st, err)
+		if err != nil || st.Depth != 3 || st.Dropped != 2 || st.Recorded != 5 {
+			t.Fatalf("stats: %+v, %v; want depth 3, dropped 2, recorded 5", st, err)
 		}
 		var rooms []string
 		for _, ev := range claimAll(t, ob, 3) {
