@@ -136,6 +136,7 @@ func New(cfg Config, src Source, log *slog.Logger) (*Sender, error) {
 // Run sends events until ctx is done, then waits for the attempts in progress to stop. Events
 // not finished by then stay in the outbox for another instance (or this one, restarted).
 func (s *Sender) Run(ctx context.Context) error {
+	defer s.client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)
