@@ -40,6 +40,15 @@ func (r *Redis) roomKeys(room string) []string {
 	return []string{RoomKey(r.opts.Prefix, room)}
 }
 
+// eventArgs are the join script's ARGV[13] and [14], the token's subject and meta claim: sent
+// only when call events are on, so that a join without webhooks carries no more.
+func (r *Redis) eventArgs(p JoinParams) (sub string, meta []byte) {
+	if r.opts.OutboxMax > 0 {
+		return p.Sub, p.Meta
+	}
+	return "", nil
+}
+
 // RedisOutbox reads the call events of a Redis store as one consumer of OutboxGroup: each event
 // goes to one consumer; one that stops calling Keep for its events for claimAfter (its instance
 // died) loses them to the next consumer that claims.

@@ -259,8 +259,9 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 	now := ms(p.Now)
 	due := r.leaseDue(now)
 	lease := leaseTimer(p.Room, p.Peer, 1)
+	sub, meta := r.eventArgs(p)
 	res, missing, err := r.joinScript(ctx, lease, due, p.Room, r.scriptArgs(p.Room, now,
-		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role, p.Sub, p.Meta))
+		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role, sub, meta))
 	if err != nil {
 		return Membership{}, r.fail(ctx, "join", err)
 	}
