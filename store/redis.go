@@ -178,7 +178,7 @@ func (r *Redis) run(ctx context.Context, op string, s *redis.Script, room string
 func (r *Redis) scriptArgs(room string, now int64, args ...any) []any {
 	argv := append([]any{r.opts.Prefix, room, now, r.opts.RoomTTL.Milliseconds()}, args...)
 	if r.opts.OutboxMax > 0 {
-		argv = append(argv, newEventID(), r.opts.OutboxMax) // see outboxKeys
+		argv = append(argv, newEventID(), r.opts.OutboxMax) // see roomKeys and common.lua
 	}
 	return argv
 }
