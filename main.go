@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		os.Exit(mintToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "webhook" {
+		os.Exit(webhookCmd(os.Args[2:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
@@ -107,6 +111,7 @@ func mintToken(args []string, getenv func(string) string, out, errOut io.Writer)
 	subject := fs.String("subject", "", "who the token is for, e.g. a user id (required)")
 	role := fs.String("role", "", "caller or answerer; empty: either")
 	ttl := fs.Duration("ttl", 10*time.Minute, "how long the token is valid")
+	meta := fs.String("meta", "", "a JSON object of at most 1 KB passed on in call events (webhooks); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -115,7 +120,11 @@ func mintToken(args []string, getenv func(string) string, out, errOut io.Writer)
 		fmt.Fprintln(errOut, "switchboard token: set SWITCHBOARD_AUTH_SECRET")
 		return 2
 	}
-	tok, err := auth.Mint([]byte(secret), *room, *subject, *role, *ttl, time.Now())
+	var m json.RawMessage
+	if *meta != "" {
+		m = json.RawMessage(*meta)
+	}
+	tok, err := auth.MintMeta([]byte(secret), *room, *subject, *role, m, *ttl, time.Now())
 	if err != nil {
 		fmt.Fprintln(errOut, "switchboard token:", err)
 		return 2

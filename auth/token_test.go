@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -99,4 +100,42 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("unclassified error %v", err)
 		}
 	})
+}
+
+func TestMetaClaim(t *testing.T) {
+	meta := json.RawMessage(`{"ring":"bob","device":"phone"}`)
+	tok, err := MintMeta(secret, "r1", "alice", "", meta, time.Minute, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Verify(secret, tok, "r1", t0)
+	if err != nil || string(c.Meta) != string(meta) {
+		t.Fatalf("claims %+v, %v; want meta %s", c, err, meta)
+	}
+	if _, err := MintMeta(secret, "r1", "alice", "", json.RawMessage(`[1]`), time.Minute, t0); !errors.Is(err, ErrBadMeta) {
+		t.Fatalf("MintMeta with an array: %v, want ErrBadMeta", err)
+	}
+}
+
+func TestVerifyRefusesBadMeta(t *testing.T) {
+	big := `{"x":"` + strings.Repeat("a", MaxMetaBytes) + `"}`
+	for name, meta := range map[string]string{
+		"oversized": big, "array": `[1,2]`, "string": `"bob"`, "number": `7`, "null": `null`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			// Signed directly: Mint itself refuses these.
+			tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{Room: "r1", Meta: json.RawMessage(meta),
+				RegisteredClaims: jwt.RegisteredClaims{Subject: "a", ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))}}).SignedString(secret)
+			_, err := Verify(secret, tok, "r1", t0)
+			if !errors.Is(err, ErrInvalid) || !errors.Is(err, ErrBadMeta) {
+				t.Fatalf("got %v, want ErrInvalid and ErrBadMeta", err)
+			}
+		})
+	}
+	// Exactly at the bound passes.
+	exact := `{"x":"` + strings.Repeat("a", MaxMetaBytes-8) + `"}`
+	tok, _ := MintMeta(secret, "r1", "alice", "", json.RawMessage(exact), time.Minute, t0)
+	if _, err := Verify(secret, tok, "r1", t0); err != nil {
+		t.Fatalf("meta of %d bytes: %v", len(exact), err)
+	}
 }

@@ -56,6 +56,8 @@ type Config struct {
 	TURNTTL    time.Duration // lifetime of the TURN credentials in a join or resume reply
 
 	AuthSecret string // HS256 secret of room tokens; empty: the server runs open
+
+	Webhook WebhookConfig // call events sent to the app's backend (webhook.go)
 }
 
 // DefaultConfig returns the defaults.
@@ -88,6 +90,7 @@ func DefaultConfig() Config {
 		ConnBurst:         100,
 		MaxHeldOffers:     store.DefaultMaxHeldOffers,
 		TURNTTL:           time.Hour,
+		Webhook:           defaultWebhookConfig(),
 	}
 }
 
@@ -146,7 +149,7 @@ func intSetting(env, fl, usage string, p *int) setting {
 }
 
 func (c *Config) settings() []setting {
-	return []setting{
+	return append([]setting{
 		strSetting("SWITCHBOARD_ADDR", "addr", "listen address", &c.Addr),
 		strSetting("REDIS_URL", "redis-url", "Redis URL: redis://, rediss://, redis+sentinel://h1,h2/master or redis+cluster://h1,h2; empty: embedded store", &c.RedisURL),
 		strSetting("SWITCHBOARD_REDIS_PREFIX", "redis-prefix", "prefix of Redis keys and channels", &c.RedisPrefix),
@@ -186,7 +189,7 @@ func (c *Config) settings() []setting {
 		{"SWITCHBOARD_AUTH_SECRET", "auth-secret", "secret of room tokens (HS256 JWT); empty: anyone may join any room",
 			func(s string) error { c.AuthSecret = s; return nil },
 			func() string { return "" }}, // never printed
-	}
+	}, c.Webhook.settings()...)
 }
 
 func splitList(s string) []string {
@@ -234,6 +237,9 @@ func (c Config) Validate() error {
 	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
 		return fmt.Errorf("trusted proxies: %w", err)
 	}
+	if err := c.Webhook.validate(); err != nil {
+		return err
+	}
 	return c.validateICE()
 }
 
@@ -248,6 +254,7 @@ func (c Config) StoreOptions() store.Options {
 		MaxHeldCandidates: c.MaxHeldCandidates,
 		MaxBacklog:        c.MaxBacklog,
 		MaxHeldOffers:     c.MaxHeldOffers,
+		OutboxMax:         c.Webhook.outboxMax(),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/client"
 	"github.com/switchboard-rtc/switchboard/server/signaling"
 	"github.com/switchboard-rtc/switchboard/store"
+	"github.com/switchboard-rtc/switchboard/webhook"
 )
 
 // Server is one instance. Create it with New, serve Handler, run Run, end with Close.
@@ -25,7 +26,8 @@ type Server struct {
 	st   store.Store
 	hub  *signaling.Hub
 	io   *socket.Server
-	work *inflight // event handlers in progress
+	work *inflight       // event handlers in progress
+	hook *webhook.Sender // nil without webhooks
 	mux  *http.ServeMux
 	log  *slog.Logger
 
@@ -53,6 +55,11 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Server, error) {
 	hc.Metrics = met
 	s.hub = signaling.NewHub(hc, st, log)
 	met.watch(s.hub)
+	var err error
+	if s.hook, err = cfg.webhookSender(st, met, log); err != nil {
+		cancel()
+		return nil, err
+	}
 	s.work = newInflight()
 	s.io = newSocketIO(ctx, cfg, s.hub, s.work, log)
 	s.mux = http.NewServeMux()
@@ -76,9 +83,19 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Mux lets the caller add routes beside the server's.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
-// Run does the background work (deliveries, resends, expiry, leases) until ctx is done.
+// Run does the background work (deliveries, resends, expiry, leases, webhooks) until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
-	return s.hub.Run(ctx)
+	if s.hook == nil {
+		return s.hub.Run(ctx)
+	}
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		_ = s.hook.Run(ctx)
+	}()
+	err := s.hub.Run(ctx)
+	<-sent
+	return err
 }
 
 // Close disconnects every client (they reconnect and resume elsewhere; their memberships stay

@@ -20,6 +20,7 @@ type Memory struct {
 	timers    map[string]int64                     // timer name (see leaseTimer) → due time, ms
 	held      int                                  // rooms with a held offer
 	listeners map[string]map[*memListener]struct{} // instance → handlers registered by Listen
+	outbox    *MemoryOutbox                        // nil unless Options.OutboxMax > 0
 }
 
 var _ Store = (*Memory)(nil)
@@ -42,6 +43,8 @@ type memMember struct {
 	offers               map[string]bool // targets of its outstanding offers ("" : its held offer)
 	away                 int64 // resume deadline (ms) while disconnected, else 0
 	queue                map[int64]memEntry
+	sub                  string // for call events (outbox on only)
+	meta                 []byte
 }
 
 // addOffer records an outstanding offer to target.
@@ -61,16 +64,21 @@ type memHeld struct {
 	from    string
 	entries []memEntry // the offer, then its candidates in order
 	exp     int64
+	at      int64 // when it was held (ms)
 }
 
 // NewMemory returns an empty in-process store.
 func NewMemory(opts Options) *Memory {
-	return &Memory{
+	m := &Memory{
 		opts:      opts.WithDefaults(),
 		rooms:     make(map[string]*memRoom),
 		timers:    make(map[string]int64),
 		listeners: make(map[string]map[*memListener]struct{}),
 	}
+	if m.opts.OutboxMax > 0 {
+		m.outbox = &MemoryOutbox{m: m, taken: make(map[string]Event), wake: make(chan struct{}, 1)}
+	}
+	return m
 }
 
 // memOp is one locked operation. It collects deliveries so that handlers run after the unlock:
@@ -78,6 +86,7 @@ func NewMemory(opts Options) *Memory {
 type memOp struct {
 	m   *Memory
 	out []memDelivery
+	now int64 // ms, the time of call events
 }
 
 type memDelivery struct {
@@ -145,8 +154,13 @@ func (o *memOp) dropHeld(r *memRoom) string {
 
 // expireHeld drops the held offer and tells its sender.
 func (o *memOp) expireHeld(r *memRoom) {
+	at := int64(0)
+	if r.held != nil {
+		at = r.held.at
+	}
 	from := o.dropHeld(r)
 	if mb := r.members[from]; mb != nil {
+		o.emit(r, Event{Type: EvOfferExpired, Peer: from, Held: time.Duration(o.now-at) * time.Millisecond})
 		mb.offers = nil
 		o.queue(r, from, EventExpired, expiredOfferBody)
 	}
@@ -157,6 +171,7 @@ func (o *memOp) removeMember(r *memRoom, peer, reason string) {
 	if r.held != nil && r.held.from == peer {
 		o.dropHeld(r)
 	}
+	o.emit(r, Event{Type: EvPeerLeft, Peer: peer, Reason: reason})
 	mb := r.members[peer]
 	delete(o.m.timers, leaseTimer(r.id, peer, mb.gen))
 	if mb.nonce != "" {
@@ -218,6 +233,7 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 	}
 	defer o.end()
 	now := ms(p.Now)
+	o.now = now
 
 	r := m.rooms[p.Room]
 	if r != nil {
@@ -256,6 +272,9 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 		role: role, token: p.Token, nonce: p.Nonce, inst: p.Instance, conn: p.Conn,
 		gen: 1, next: 1, queue: make(map[int64]memEntry),
 	}
+	if m.outbox != nil {
+		r.members[p.Peer].sub, r.members[p.Peer].meta = p.Sub, bytes.Clone(p.Meta)
+	}
 	r.order = append(r.order, p.Peer)
 	if p.Nonce != "" {
 		r.nonces[p.Nonce] = p.Peer
@@ -268,11 +287,13 @@ func (m *Memory) Join(ctx context.Context, p JoinParams) (Membership, error) {
 			o.queue(r, other, EventPeerJoined, body)
 		}
 	}
+	o.emit(r, Event{Type: EvPeerJoined, Peer: p.Peer, Role: role})
 	var handed []Message
 	if h := r.held; h != nil && h.from != p.Peer {
 		if h.exp <= now {
 			o.expireHeld(r)
 		} else {
+			o.emit(r, Event{Type: EvOfferAnswered, Peer: p.Peer, Caller: h.from, Held: time.Duration(now-h.at) * time.Millisecond})
 			o.dropHeld(r)
 			// The held offer is now an offer to the newcomer.
 			if sender := r.members[h.from]; sender != nil {
@@ -304,6 +325,7 @@ func (m *Memory) Resume(ctx context.Context, p ResumeParams) (Membership, error)
 	}
 	defer o.end()
 	now := ms(p.Now)
+	o.now = now
 
 	r := m.rooms[p.Room]
 	if r != nil {
@@ -329,6 +351,7 @@ func (m *Memory) Send(ctx context.Context, p SendParams) (SendResult, error) {
 		return SendResult{}, err
 	}
 	defer o.end()
+	o.now = ms(p.Now)
 
 	r := m.rooms[p.Room]
 	if r == nil || r.members[p.Peer] == nil || r.members[p.Peer].conn != p.Conn {
@@ -377,6 +400,7 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 		for _, id := range others {
 			o.queue(r, id, EventHangup, body)
 		}
+		o.emit(r, Event{Type: EvCallHangup, Peer: p.Peer})
 		// Offers between the sender and the others end; offers between two others go on.
 		for _, id := range others {
 			delete(r.members[id].offers, p.Peer)
@@ -406,7 +430,9 @@ func (o *memOp) apply(r *memRoom, p SendParams) (held bool, err error) {
 				from:    p.Peer,
 				entries: []memEntry{{event: EventOffer, body: bytes.Clone(p.Body)}},
 				exp:     ms(p.Now) + o.m.opts.HeldTTL.Milliseconds(),
+				at:      ms(p.Now),
 			}
+			o.emit(r, Event{Type: EvOfferHeld, Peer: p.Peer, Expires: time.UnixMilli(r.held.exp)})
 			o.m.timers[heldTimer(r.id, r.heldGen)] = r.held.exp
 			sender.offers = map[string]bool{"": true}
 			return true, nil
@@ -552,6 +578,7 @@ func (m *Memory) Sweep(ctx context.Context, now time.Time, limit int) (int, erro
 	}
 	defer o.end()
 	t := ms(now)
+	o.now = t
 	type due struct {
 		name string
 		at   int64

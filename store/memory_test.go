@@ -14,3 +14,10 @@ func TestMemory(t *testing.T) {
 		return s
 	})
 }
+
+func TestMemoryOutbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T, opts store.Options) (store.Store, storetest.Outbox) {
+		s := store.NewMemory(opts)
+		return s, s.Outbox()
+	})
+}

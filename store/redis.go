@@ -25,6 +25,7 @@ import (
 //	TimersKey        ZSET: due times (ms) of member leases and held offers, TTL Options.RoomTTL
 //	HeldKey          ZSET: the held offers' timers alone, to count them, TTL Options.RoomTTL
 //	InstanceChannel  pub/sub: deliveries for the members connected to one instance
+//	OutboxKey        stream: call events for webhooks (Options.OutboxMax > 0 only), see outbox_redis.go
 //
 // Fields of the room hash (peer ids, nonces and room ids match idPattern, so the ':' and '|'
 // separators below are unambiguous):
@@ -48,6 +49,9 @@ import (
 //	h:<i>            held entry i (1 is the offer), "<event>\n<body>"
 //	h:exp            held offer expiry (ms)
 //	h:gen            held offer generation, names its timer; outlives the held offer
+//	h:at             when the offer was held (ms)
+//	m:<peer>:sub     its room token's subject (call events on only)
+//	m:<peer>:meta    its room token's meta claim (call events on only)
 type Redis struct {
 	client  redis.UniversalClient
 	opts    Options
@@ -163,7 +167,7 @@ func (r *Redis) run(ctx context.Context, op string, s *redis.Script, room string
 	if err := ctxErr(ctx, op); err != nil {
 		return "", nil, err
 	}
-	res, err := s.Run(ctx, r.client, []string{RoomKey(r.opts.Prefix, room)}, r.scriptArgs(room, now, args...)...).Slice()
+	res, err := s.Run(ctx, r.client, r.roomKeys(room), r.scriptArgs(room, now, args...)...).Slice()
 	if err != nil {
 		return "", nil, r.fail(ctx, op, err)
 	}
@@ -172,7 +176,11 @@ func (r *Redis) run(ctx context.Context, op string, s *redis.Script, room string
 
 // scriptArgs returns the ARGV of a room script: the common ones, then args.
 func (r *Redis) scriptArgs(room string, now int64, args ...any) []any {
-	return append([]any{r.opts.Prefix, room, now, r.opts.RoomTTL.Milliseconds()}, args...)
+	argv := append([]any{r.opts.Prefix, room, now, r.opts.RoomTTL.Milliseconds()}, args...)
+	if r.opts.OutboxMax > 0 {
+		argv = append(argv, newEventID(), r.opts.OutboxMax) // see roomKeys and common.lua
+	}
+	return argv
 }
 
 // applyReply applies the timer changes a room script's reply asks for, and extra adds (name,
@@ -251,8 +259,9 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 	now := ms(p.Now)
 	due := r.leaseDue(now)
 	lease := leaseTimer(p.Room, p.Peer, 1)
+	sub, meta := r.eventArgs(p)
 	res, missing, err := r.joinScript(ctx, lease, due, p.Room, r.scriptArgs(p.Room, now,
-		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role))
+		p.Peer, p.Token, p.Nonce, p.Instance, p.Conn, due, r.opts.Capacity, p.Role, sub, meta))
 	if err != nil {
 		return Membership{}, r.fail(ctx, "join", err)
 	}
@@ -286,7 +295,7 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 // commands of each node concurrently, so there the timer gets a round trip of its own first.
 // Should the timer fail while the script succeeds, missing returns it for applyReply to add.
 func (r *Redis) joinScript(ctx context.Context, lease string, due int64, room string, argv []any) (res, missing []any, err error) {
-	keys := []string{RoomKey(r.opts.Prefix, room)}
+	keys := r.roomKeys(room)
 	timers := TimersKey(r.opts.Prefix)
 	pipe := r.client.Pipeline()
 	zadd := pipe.ZAdd(ctx, timers, redis.Z{Member: lease, Score: float64(due)})
@@ -499,7 +508,7 @@ func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, rooms []string, 
 		pipe := r.client.Pipeline()
 		cmds := make([]*redis.Cmd, len(rooms))
 		for i, room := range rooms {
-			cmds[i] = s.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, room)}, argvs[i]...)
+			cmds[i] = s.EvalSha(ctx, pipe, r.roomKeys(room), argvs[i]...)
 		}
 		_, _ = pipe.Exec(ctx)
 		if attempt == 0 && isNoScript(cmds[0].Err()) {

@@ -106,6 +106,9 @@ type Options struct {
 	// them on every offer once the count is near the bound (a cached count below it), so
 	// concurrent offers from several instances may pass it by the number in flight.
 	MaxHeldOffers int
+	// OutboxMax bounds the call events recorded for webhooks and not yet sent (see Event); when
+	// full, the oldest are dropped. 0: no events are recorded (the default).
+	OutboxMax int
 }
 
 // Defaults of Options.
@@ -180,6 +183,10 @@ type JoinParams struct {
 	Role           string
 	Instance, Conn string // where the member is connected now
 	Now            time.Time
+	// Sub and Meta (a JSON object) come from the room token; they go into the member's call
+	// events when the outbox is on, and are not stored otherwise.
+	Sub  string
+	Meta []byte
 }
 
 // ResumeParams describe a resume.

@@ -55,9 +55,16 @@ type Config struct {
 	MaxRooms   int     // memberships one connection may hold; default 4
 	EventRate  float64 // events per second one connection may send (token bucket); 0: unlimited
 	EventBurst int     // bucket size of EventRate; default 2×EventRate
-	// Authorize checks a join's room token and returns the role it allows ("" for either).
+	// Authorize checks a join's room token and returns what it grants.
 	// Nil: the server runs open, and a join without a room creates one with an unguessable id.
-	Authorize func(token, room string, now time.Time) (role string, err *Error)
+	Authorize func(token, room string, now time.Time) (Grant, *Error)
+}
+
+// Grant is what a valid room token allows.
+type Grant struct {
+	Role string // the only role the member may take; "" for either
+	Sub  string // who the token is for; goes into the member's call events
+	Meta []byte // the token's meta claim (a JSON object) or nil; goes into call events
 }
 
 // Metrics receives the hub's counts and timings (the server exports them to Prometheus).
@@ -321,18 +328,18 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 	if e != nil {
 		return errReply(e), nil
 	}
-	var role string
+	var grant Grant
 	switch {
 	case h.cfg.Authorize != nil:
 		if room == "" {
 			return errReply(errorf(CodeBadRequest, "room is required")), nil
 		}
-		if role, e = h.cfg.Authorize(token, room, h.now()); e != nil {
+		if grant, e = h.cfg.Authorize(token, room, h.now()); e != nil {
 			return errReply(e), nil
 		}
 	case room == "":
 		// An open server names new rooms itself, so nobody can guess one.
-		room, role = newRoomID(), store.RoleCaller
+		room, grant.Role = newRoomID(), store.RoleCaller
 	}
 	if m := h.membership(cl, room); m != nil && (nonce == "" || nonce != m.nonce) {
 		return errReply(errorf(CodeBadRequest, "this connection is in room %s already", room)), nil
@@ -346,8 +353,8 @@ func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
 	h.mu.Unlock()
 	defer h.endJoin(key)
 	ms, err := h.st.Join(ctx, store.JoinParams{
-		Room: room, Peer: key.peer, Token: newToken(), Nonce: nonce, Role: role,
-		Instance: h.cfg.Instance, Conn: cl.conn.ID(), Now: h.now(),
+		Room: room, Peer: key.peer, Token: newToken(), Nonce: nonce, Role: grant.Role,
+		Instance: h.cfg.Instance, Conn: cl.conn.ID(), Now: h.now(), Sub: grant.Sub, Meta: grant.Meta,
 	})
 	if err != nil {
 		return errReply(h.storeError("join", room, err)), nil

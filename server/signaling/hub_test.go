@@ -668,20 +668,20 @@ func TestOpenServerCreatesUnguessableRooms(t *testing.T) {
 
 func TestRoomTokens(t *testing.T) {
 	const good, wrongRoom, callerOnly, answererOnly = "good", "wrong", "caller-only", "answerer-only"
-	authorize := func(token, room string, _ time.Time) (string, *Error) {
+	authorize := func(token, room string, _ time.Time) (Grant, *Error) {
 		switch token {
 		case "":
-			return "", errorf(CodeUnauthorized, "token required")
+			return Grant{}, errorf(CodeUnauthorized, "token required")
 		case good:
-			return "", nil
+			return Grant{}, nil
 		case wrongRoom:
-			return "", errorf(CodeForbidden, "other room")
+			return Grant{}, errorf(CodeForbidden, "other room")
 		case callerOnly:
-			return store.RoleCaller, nil
+			return Grant{Role: store.RoleCaller}, nil
 		case answererOnly:
-			return store.RoleAnswerer, nil
+			return Grant{Role: store.RoleAnswerer}, nil
 		}
-		return "", errorf(CodeUnauthorized, "invalid")
+		return Grant{}, errorf(CodeUnauthorized, "invalid")
 	}
 	r := newRig(t, 1, store.Options{Capacity: 3}, Config{Authorize: authorize, Capacity: 3})
 	c := r.connect(0, "c")

@@ -4,6 +4,9 @@
 -- ARGV[1]  key prefix, ARGV[2] room id, ARGV[3] now (Unix ms), ARGV[4] room TTL (ms);
 --          script arguments follow from ARGV[5].
 --
+-- With call events on (webhooks), KEYS[2] is the outbox stream, KEYS[3] its dropped counter,
+-- and the last two ARGV are the call's event id base and the outbox bound.
+--
 -- A script returns {status, timer adds, timer removals, data...}: status is "ok" or an error
 -- code, timer adds a flat list of name, due (ms), removals a list of names. The caller applies
 -- the timer changes to the timers ZSET afterwards, because that key lives in another slot.
@@ -11,6 +14,8 @@
 local K = KEYS[1]
 local PREFIX, ROOM, NOW, ROOM_TTL = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local tadd, trem = {}, {}
+local OUTBOX, DROPPED, EVENT_ID, OUTBOX_MAX, emitted = KEYS[2], KEYS[3], nil, 0, 0
+if OUTBOX then EVENT_ID, OUTBOX_MAX = ARGV[#ARGV - 1], tonumber(ARGV[#ARGV]) end
 
 local function get(f)
   local v = redis.call('HGET', K, f)
@@ -47,6 +52,19 @@ local function hdel(fields)
   for i = 1, #fields, 200 do
     redis.call('HDEL', K, unpack(fields, i, math.min(i + 199, #fields)))
   end
+end
+
+-- emit records a call event about peer in the outbox, in the step that causes it; extra is a
+-- flat list of more fields. When the outbox is full the oldest entries go, counted in DROPPED.
+local function emit(typ, peer, extra)
+  if not OUTBOX then return end
+  emitted = emitted + 1
+  local n = redis.call('XLEN', OUTBOX)
+  if n >= OUTBOX_MAX then redis.call('INCRBY', DROPPED, n - OUTBOX_MAX + 1) end
+  local f = {'id', EVENT_ID .. '-' .. emitted, 't', typ, 'r', ROOM, 'ts', NOW, 'p', peer,
+    's', get(mf(peer, 'sub')) or ''}
+  for _, v in ipairs(extra or {}) do f[#f + 1] = v end
+  redis.call('XADD', OUTBOX, 'MAXLEN', OUTBOX_MAX, '*', unpack(f))
 end
 
 local function leaseTimer(peer, gen)
@@ -98,7 +116,7 @@ end
 local function dropHeld()
   local from = get('h:from')
   if not from then return nil end
-  local f = {'h:from', 'h:n', 'h:exp'}
+  local f = {'h:from', 'h:n', 'h:exp', 'h:at'}
   for i = 1, num('h:n') do f[#f + 1] = 'h:' .. i end
   hdel(f)
   trem[#trem + 1] = 'H|' .. ROOM .. '|' .. num('h:gen')
@@ -107,17 +125,21 @@ end
 
 -- expireHeld drops the held offer and tells its sender.
 local function expireHeld()
+  local at = num('h:at')
   local from = dropHeld()
   if from and get(mf(from, 'role')) then
+    emit('offer.expired', from, {'h', NOW - at})
     redis.call('HDEL', K, mf(from, 'offer'))
     queue(from, 'expired\n{"what":"offer"}')
   end
 end
 
-local MEMBER_FIELDS = {'role', 'tok', 'inst', 'conn', 'gen', 'next', 'last', 'ack', 'offer', 'nonce', 'away'}
+local MEMBER_FIELDS = {'role', 'tok', 'inst', 'conn', 'gen', 'next', 'last', 'ack', 'offer', 'nonce', 'away',
+  'sub', 'meta'}
 
 -- removeMember deletes peer with everything it owns; the others get "peer-left".
 local function removeMember(peer, reason)
+  emit('peer.left', peer, {'why', reason})
   if get('h:from') == peer then dropHeld() end
   trem[#trem + 1] = leaseTimer(peer, num(mf(peer, 'gen')))
   local f = {}

@@ -1,10 +1,12 @@
 -- join: ARGV[5] peer, [6] token, [7] nonce ('' for none), [8] instance, [9] conn,
--- [10] lease due (ms), [11] capacity, [12] required role ('' for any).
+-- [10] lease due (ms), [11] capacity, [12] required role ('' for any), [13] token subject,
+-- [14] token meta claim (both kept for call events only).
 -- Returns "ok" with membership(peer), retried (0/1) and what the join moved into peer's queue
 -- (seq, entry, seq, entry, ... as pending returns it), or "room_full" / "role" / "peer_exists".
 local peer, tok, nonce, inst, conn, leaseDue = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local capacity = tonumber(ARGV[11])
 local required = ARGV[12]
+local sub, meta = ARGV[13], ARGV[14]
 
 -- The caller added the lease timer of peer (gen 1) before running this script; it is taken
 -- back below whenever peer does not become a member.
@@ -39,6 +41,10 @@ redis.call('HSET', K, mf(peer, 'role'), role, mf(peer, 'tok'), tok, mf(peer, 'in
 if nonce ~= '' then
   redis.call('HSET', K, mf(peer, 'nonce'), nonce, 'n:' .. nonce, peer)
 end
+if OUTBOX then
+  redis.call('HSET', K, mf(peer, 'sub'), sub, mf(peer, 'meta'), meta)
+  emit('peer.joined', peer, {'ro', role, 'm', meta})
+end
 list[#list + 1] = peer
 redis.call('HSET', K, 'peers', table.concat(list, ' '))
 
@@ -55,6 +61,7 @@ if from and from ~= peer then
   if tonumber(get('h:exp')) <= NOW then
     expireHeld()
   else
+    emit('offer.answered', peer, {'c', from, 'h', NOW - num('h:at')})
     for i = 1, num('h:n') do
       local entry = get('h:' .. i)
       handed[#handed + 1] = queue(peer, entry)

@@ -33,6 +33,7 @@ local function apply()
     end
     local entry = 'hangup\n{"from":"' .. peer .. '"}'
     for _, p in ipairs(others) do queue(p, entry) end
+    emit('call.hangup', peer)
     -- Offers between the sender and the others end; offers between two others go on.
     redis.call('HDEL', K, mf(peer, 'offer'))
     for _, p in ipairs(others) do offerDel(p, peer) end
@@ -56,7 +57,8 @@ local function apply()
       if heldFull and not get('h:from') then return 'too_many_held' end
       dropHeld()
       local gen = redis.call('HINCRBY', K, 'h:gen', 1)
-      redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue)
+      redis.call('HSET', K, 'h:from', peer, 'h:n', 1, 'h:1', 'offer\n' .. body, 'h:exp', heldDue, 'h:at', NOW)
+      emit('offer.held', peer, {'e', heldDue, 'm', get(mf(peer, 'meta')) or ''})
       redis.call('HSET', K, mf(peer, 'offer'), ' * ')
       tadd[#tadd + 1] = 'H|' .. ROOM .. '|' .. gen
       tadd[#tadd + 1] = heldDue
