@@ -41,7 +41,7 @@ type memMember struct {
 	inst, conn           string // both empty while away
 	gen, next, last, ack int64
 	offers               map[string]bool // targets of its outstanding offers ("" : its held offer)
-	away                 int64 // resume deadline (ms) while disconnected, else 0
+	away                 int64           // resume deadline (ms) while disconnected, else 0
 	queue                map[int64]memEntry
 	sub                  string // for call events (outbox on only)
 	meta                 []byte
