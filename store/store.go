@@ -106,6 +106,9 @@ type Options struct {
 	// them on every offer once the count is near the bound (a cached count below it), so
 	// concurrent offers from several instances may pass it by the number in flight.
 	MaxHeldOffers int
+	// ClusterReload is how often a Redis Cluster client reads the slot map again; default 5s.
+	// It also reads it at once after a node stops answering (see OpenRedis).
+	ClusterReload time.Duration
 }
 
 // Defaults of Options.
@@ -119,6 +122,7 @@ const (
 	DefaultMaxHeldCandidates = 64
 	DefaultMaxBacklog        = 256
 	DefaultMaxHeldOffers     = 100_000
+	DefaultClusterReload     = 5 * time.Second
 )
 
 // WithDefaults returns o with every zero field set to its default.
@@ -149,6 +153,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxHeldOffers <= 0 {
 		o.MaxHeldOffers = DefaultMaxHeldOffers
+	}
+	if o.ClusterReload <= 0 {
+		o.ClusterReload = DefaultClusterReload
 	}
 	return o
 }
