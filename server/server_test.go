@@ -47,6 +47,7 @@ func TestLoadConfig(t *testing.T) {
 		{"SWITCHBOARD_MAX_BACKLOG": "0"},
 		{"SWITCHBOARD_LOG_LEVEL": "loud"},
 		{"SWITCHBOARD_MAX_SDP_BYTES": "999999999"},
+		{"SWITCHBOARD_REDIS_CLUSTER_RELOAD": "0s"},
 	} {
 		if _, err := server.LoadConfig(nil, func(k string) string { return bad[k] }, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
