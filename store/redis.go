@@ -458,13 +458,7 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 	for i, p := range ps {
 		rooms[i], argvs[i] = p.Room, r.scriptArgs(p.Room, ms(p.Now), r.sendArgs(p, full)...)
 	}
-	cmds, err := r.evalBatch(ctx, scriptSend, rooms, argvs)
-	if err != nil {
-		for i, p := range ps {
-			res[i], errs[i] = r.Send(ctx, p)
-		}
-		return res, errs
-	}
+	cmds := r.evalBatch(ctx, scriptSend, rooms, argvs)
 	var adds, rems []any
 	for i, c := range cmds {
 		v, err := c.Slice()
@@ -492,24 +486,31 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 }
 
 // evalBatch runs s once per room, with that room's ARGV, in one pipeline (each script atomic
-// and in order). Should Redis not have s cached, no script ran (NOSCRIPT): s is loaded and the
-// pipeline sent again. An error is the load's; nothing ran then.
-func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, rooms []string, argvs [][]any) ([]*redis.Cmd, error) {
-	for attempt := 0; ; attempt++ {
-		pipe := r.client.Pipeline()
-		cmds := make([]*redis.Cmd, len(rooms))
-		for i, room := range rooms {
-			cmds[i] = s.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, room)}, argvs[i]...)
-		}
-		_, _ = pipe.Exec(ctx)
-		if attempt == 0 && isNoScript(cmds[0].Err()) {
-			if err := s.Load(ctx, r.client).Err(); err != nil {
-				return nil, err
-			}
-			continue // every script of the pipeline failed the same way
-		}
-		return cmds, nil
+// and in order). A command answered NOSCRIPT did not run: the node serving its room lacks the
+// script (a restarted server, a replica just promoted, which may be one node of several), so
+// those commands are sent again whole, in their order, in a second pipeline.
+func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, rooms []string, argvs [][]any) []*redis.Cmd {
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(rooms))
+	for i, room := range rooms {
+		cmds[i] = s.EvalSha(ctx, pipe, []string{RoomKey(r.opts.Prefix, room)}, argvs[i]...)
 	}
+	_, _ = pipe.Exec(ctx)
+	var again []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds
+	}
+	pipe = r.client.Pipeline()
+	for _, i := range again {
+		cmds[i] = s.Eval(ctx, pipe, []string{RoomKey(r.opts.Prefix, rooms[i])}, argvs[i]...)
+	}
+	_, _ = pipe.Exec(ctx)
+	return cmds
 }
 
 // isNoScript reports Redis's answer to EVALSHA of a script it has not cached.
@@ -541,14 +542,7 @@ func (r *Redis) AckBatch(ctx context.Context, acks []AckParams) []error {
 	for i, a := range acks {
 		rooms[i], argvs[i] = a.Room, r.scriptArgs(a.Room, 0, a.Peer, a.Seq)
 	}
-	cmds, err := r.evalBatch(ctx, scriptAck, rooms, argvs)
-	if err != nil {
-		err = r.fail(ctx, "ack", err)
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
+	cmds := r.evalBatch(ctx, scriptAck, rooms, argvs)
 	for i, c := range cmds {
 		v, err := c.Slice()
 		switch {
