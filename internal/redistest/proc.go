@@ -4,12 +4,14 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,4 +162,20 @@ func info(ctx context.Context, c *redis.Client, section string) map[string]strin
 		}
 	}
 	return out
+}
+
+// WaitRedials waits (up to 3 s) until no go-redis redial probe is running. A client that lost a
+// node probes it once a second until the client is closed, and notices the close only after
+// its sleep: call this after closing the clients of a test that killed a node, before the
+// package's leak check.
+func WaitRedials() {
+	deadline := time.Now().Add(3 * time.Second)
+	buf := make([]byte, 1<<20)
+	for time.Now().Before(deadline) {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("pool.(*ConnPool).tryDial")) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -65,9 +65,17 @@ func (s *Sentinel) WaitSentinels(tb testing.TB, others int) {
 			continue
 		}
 		sc := redis.NewSentinelClient(&redis.Options{Addr: n.Addr, DialerRetries: 1, MaxRetries: -1})
+		var last map[string]string
+		var lastErr error
+		tb.Cleanup(func() {
+			if tb.Failed() {
+				tb.Logf("%s last saw the master as %v (%v)", n.name, last, lastErr)
+			}
+		})
 		waitFor(tb, n.name+" ready", 30*time.Second, func(ctx context.Context) bool {
-			m, err := sc.Master(ctx, MasterName).Result()
-			return err == nil && m["flags"] == "master" && m["num-slaves"] != "0" &&
+			last, lastErr = sc.Master(ctx, MasterName).Result()
+			m := last
+			return lastErr == nil && m["flags"] == "master" && m["num-slaves"] != "0" &&
 				m["num-other-sentinels"] == fmt.Sprint(others)
 		})
 		_ = sc.Close()
