@@ -179,3 +179,12 @@ func WaitRedials() {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// StartServer starts one standalone redis-server, killed when tb ends.
+func StartServer(tb testing.TB) *Node {
+	tb.Helper()
+	n := startNode(tb, tb.TempDir(), "redis", freePort(tb, false), dataConf)
+	c := n.Client(tb)
+	waitFor(tb, "redis-server up", 10*time.Second, func(ctx context.Context) bool { return c.Ping(ctx).Err() == nil })
+	return n
+}
