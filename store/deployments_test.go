@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/redistest"
 	"github.com/switchboard-rtc/switchboard/store"
@@ -33,6 +35,7 @@ func TestRedisCluster(t *testing.T) {
 		return s
 	})
 	t.Run("AckBatchScriptMissingOnOneNode", func(t *testing.T) { ackBatchScriptMissing(t, c) })
+	t.Run("ShardLost", func(t *testing.T) { shardLost(t, c) }) // last: it breaks the cluster
 }
 
 // TestRedisSentinel runs the contract suite on a real Sentinel set (master, replica, 3
@@ -83,5 +86,75 @@ func ackBatchScriptMissing(t *testing.T, c *redistest.Cluster) {
 		if msgs, err := s.Pending(ctx, room, "alice", 0); err != nil || len(msgs) != 0 {
 			t.Fatalf("alice's queue in %s after the ack: %v, %v", room, msgs, err)
 		}
+	}
+}
+
+// shardLost kills a master and its replica, so its slots stay down: rooms whose hash and timer
+// bucket live on the other masters keep relaying, joining and expiring, and an instance whose
+// channel was on the lost master still gets its queues read (Listen polls).
+func shardLost(t *testing.T, c *redistest.Cluster) {
+	t.Cleanup(redistest.WaitRedials) // after the store's client is closed
+	s, prefix := openURL(t, c.URL(), store.Options{HeldTTL: time.Second})
+	ctx := context.Background()
+	victim := c.MasterFor(t, store.TimersKey(prefix, 0))
+	healthy := func(room string) bool {
+		return c.MasterFor(t, store.RoomKey(prefix, room)) != victim && c.MasterFor(t, store.RoomTimersKey(prefix, room)) != victim
+	}
+	var rooms []string
+	for i := 0; len(rooms) < 3; i++ {
+		if room := fmt.Sprintf("live%d", i); healthy(room) {
+			rooms = append(rooms, room)
+		}
+	}
+	inst := ""
+	for i := 0; inst == ""; i++ {
+		if id := fmt.Sprintf("inst%d", i); c.MasterFor(t, store.InstanceChannel(prefix, id)) == victim {
+			inst = id
+		}
+	}
+	relay, held, late := rooms[0], rooms[1], rooms[2]
+	join := func(room, peer, instance string) error {
+		_, err := s.Join(ctx, store.JoinParams{Room: room, Peer: peer, Token: "t", Instance: instance, Conn: "c-" + peer, Now: storetest.T0})
+		return err
+	}
+	for _, err := range []error{join(relay, "alice", inst), join(relay, "bob", "other"), join(held, "carol", "other")} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Send(ctx, store.SendParams{Room: held, Peer: "carol", Conn: "c-carol", Seq: 1, Kind: store.KindOffer,
+		Body: []byte(`{"from":"carol"}`), Now: storetest.T0}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &storetest.Recorder{}
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Listen(lctx, inst, rec) }()
+	defer func() { stop(); <-done }()
+	storetest.Eventually(t, 5*time.Second, "subscribed", func() bool { return rec.Resyncs() >= 1 })
+
+	c.ReplicaOf(t, victim).Kill()
+	victim.Kill()
+	resyncs := rec.Resyncs()
+
+	if _, err := s.Send(ctx, store.SendParams{Room: relay, Peer: "bob", Conn: "c-bob", Seq: 1, Kind: store.KindCandidate,
+		Body: []byte(`{"from":"bob","candidate":null}`), Now: storetest.T0}); err != nil {
+		t.Fatalf("relay in a room on a live master: %v", err)
+	}
+	if err := join(late, "dave", "other"); err != nil {
+		t.Fatalf("join in a room on a live master: %v", err)
+	}
+	n, err := s.Sweep(ctx, storetest.T0.Add(2*time.Second), 100)
+	if n < 1 {
+		t.Fatalf("sweep with one shard lost fired %d timers (%v), want the held offer's", n, err)
+	}
+	if msgs, err := s.Pending(ctx, held, "carol", 0); err != nil || len(msgs) != 1 || msgs[0].Event != store.EventExpired {
+		t.Fatalf("carol's queue after the sweep: %v, %v; want expired", msgs, err)
+	}
+	storetest.Eventually(t, 5*time.Second, "Listen polling while its channel's master is down", func() bool {
+		return rec.Resyncs() >= resyncs+2
+	})
+	if msgs, err := s.Pending(ctx, relay, "alice", 0); err != nil || len(msgs) != 2 || !strings.Contains(string(msgs[1].Body), "candidate") {
+		t.Fatalf("alice's queue: %v, %v; want peer-joined and the candidate", msgs, err)
 	}
 }

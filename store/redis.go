@@ -16,14 +16,14 @@ import (
 )
 
 // Redis is a Store in Redis, shared by every instance. It works with a single server, a Sentinel
-// set and a Cluster: each room script touches one room hash only (one slot), and the timers ZSET
-// is changed with separate commands after it.
+// set and a Cluster: each room script touches one room hash only (one slot), and the room's
+// timer bucket (redis_timers.go) is changed with separate commands after it.
 //
 // Layout, all under Options.Prefix:
 //
 //	RoomKey          hash: all state of one room (fields below), TTL Options.RoomTTL
-//	TimersKey        ZSET: due times (ms) of member leases and held offers, TTL Options.RoomTTL
-//	HeldKey          ZSET: the held offers' timers alone, to count them, TTL Options.RoomTTL
+//	TimersKey        ZSET per bucket: due times (ms) of leases and held offers, TTL Options.RoomTTL
+//	HeldKey          ZSET per bucket: the held offers' timers alone, to count them, TTL Options.RoomTTL
 //	InstanceChannel  pub/sub: deliveries for the members connected to one instance
 //
 // Fields of the room hash (peer ids, nonces and room ids match idPattern, so the ':' and '|'
@@ -55,7 +55,7 @@ type Redis struct {
 	cluster bool // a pipeline's commands for several slots may run in any order
 
 	heldMu    sync.Mutex
-	heldCount int64     // last ZCARD of HeldKey
+	heldCount int64     // last sum of the ZCARDs of the HeldKeys
 	heldSince int64     // offers sent since, this one included
 	heldAt    time.Time // when heldCount was read
 }
@@ -65,15 +65,6 @@ var _ Store = (*Redis)(nil)
 // RoomKey is the hash holding all state of a room. The hash tag puts each room in one Cluster
 // slot, so a room script is atomic on any deployment.
 func RoomKey(prefix, room string) string { return prefix + "room:{" + room + "}" }
-
-// TimersKey is the ZSET of due times (ms) of leases ("L|<room>|<peer>|<gen>") and held offers
-// ("H|<room>|<gen>"). An entry whose gen is no longer current fires as a no-op.
-func TimersKey(prefix string) string { return prefix + "timers" }
-
-// HeldKey is the ZSET of held offers ("H|<room>|<gen>" by due time): the held-offer entries of
-// TimersKey, kept beside it so ZCARD counts them for Options.MaxHeldOffers. Sweep trims entries
-// past due, so a lost removal cannot keep counting.
-func HeldKey(prefix string) string { return prefix + "held" }
 
 // InstanceChannel is the pub/sub channel of one instance. Each payload is one delivery:
 // "<room>\n<peer>\n<seq>\n<event>\n<body>" (the body is last, so it may hold anything).
@@ -194,48 +185,6 @@ func (r *Redis) applyReply(ctx context.Context, op string, res []any, extra ...a
 	return str(res[0]), res[3:], nil
 }
 
-// applyTimers removes and adds timers in one pipeline; a room script cannot, the ZSET being in
-// another slot. Should this fail after the script succeeded, the worst outcome is a stale entry
-// (a no-op when due) or a missing one (the room TTL still bounds the state).
-func (r *Redis) applyTimers(ctx context.Context, adds, rems []any) error {
-	if len(adds) == 0 && len(rems) == 0 {
-		return nil
-	}
-	key, heldKey := TimersKey(r.opts.Prefix), HeldKey(r.opts.Prefix)
-	pipe := r.client.Pipeline()
-	var heldRems []any
-	for _, n := range rems {
-		if isHeldTimer(str(n)) {
-			heldRems = append(heldRems, n)
-		}
-	}
-	if len(rems) > 0 {
-		pipe.ZRem(ctx, key, rems...)
-	}
-	if len(heldRems) > 0 {
-		pipe.ZRem(ctx, heldKey, heldRems...)
-	}
-	if len(adds) > 0 {
-		zs := make([]redis.Z, 0, len(adds)/2)
-		var held []redis.Z
-		for i := 0; i+1 < len(adds); i += 2 {
-			z := redis.Z{Member: str(adds[i]), Score: float64(num(adds[i+1]))}
-			zs = append(zs, z)
-			if isHeldTimer(str(adds[i])) {
-				held = append(held, z)
-			}
-		}
-		pipe.ZAdd(ctx, key, zs...)
-		if len(held) > 0 {
-			pipe.ZAdd(ctx, heldKey, held...)
-			pipe.PExpire(ctx, heldKey, r.opts.RoomTTL)
-		}
-	}
-	pipe.PExpire(ctx, key, r.opts.RoomTTL)
-	_, err := pipe.Exec(ctx)
-	return err
-}
-
 func (r *Redis) leaseDue(now int64) int64 {
 	return now + (r.opts.ResumeWindow + r.opts.LeaseGrace).Milliseconds()
 }
@@ -287,7 +236,7 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 // Should the timer fail while the script succeeds, missing returns it for applyReply to add.
 func (r *Redis) joinScript(ctx context.Context, lease string, due int64, room string, argv []any) (res, missing []any, err error) {
 	keys := []string{RoomKey(r.opts.Prefix, room)}
-	timers := TimersKey(r.opts.Prefix)
+	timers := RoomTimersKey(r.opts.Prefix, room)
 	pipe := r.client.Pipeline()
 	zadd := pipe.ZAdd(ctx, timers, redis.Z{Member: lease, Score: float64(due)})
 	pipe.PExpire(ctx, timers, r.opts.RoomTTL)
@@ -381,31 +330,6 @@ func (r *Redis) sendArgs(p SendParams, heldFull bool) []any {
 	}
 	return []any{p.Peer, p.Conn, p.Seq, string(p.Kind), p.To, p.Body,
 		now + r.opts.HeldTTL.Milliseconds(), r.opts.MaxHeldCandidates, r.opts.MaxBacklog, full}
-}
-
-// heldFull reports whether Options.MaxHeldOffers offers are held, for an offer about to be sent.
-// The count lives in another slot than the room, so the send script cannot read it: it is read
-// here, at most once a second while far below the bound and on every offer near it.
-func (r *Redis) heldFull(ctx context.Context, offer bool) (bool, error) {
-	if !offer {
-		return false, nil
-	}
-	max := int64(r.opts.MaxHeldOffers)
-	r.heldMu.Lock()
-	r.heldSince++ // counted as held until the next read says otherwise
-	fresh := time.Since(r.heldAt) < time.Second && r.heldCount+r.heldSince < max-max/10
-	r.heldMu.Unlock()
-	if fresh {
-		return false, nil
-	}
-	n, err := r.client.ZCard(ctx, HeldKey(r.opts.Prefix)).Result()
-	if err != nil {
-		return false, r.fail(ctx, "send", err)
-	}
-	r.heldMu.Lock()
-	r.heldCount, r.heldSince, r.heldAt = n, 1, time.Now()
-	r.heldMu.Unlock()
-	return n >= max, nil
 }
 
 func parseSend(status string, data []any) (SendResult, error) {
@@ -596,87 +520,6 @@ func (r *Redis) Disconnect(ctx context.Context, room, peer, conn string, now tim
 		return err
 	}
 	return statusErr("disconnect", status)
-}
-
-// Renew implements Store: one ZADD XX for all leases (a lease that already fired stays gone)
-// and a TTL refresh of each room, pipelined.
-func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error {
-	if err := ctxErr(ctx, "renew"); err != nil {
-		return err
-	}
-	if len(leases) == 0 {
-		return nil
-	}
-	due := float64(r.leaseDue(ms(now)))
-	zs := make([]redis.Z, 0, len(leases))
-	rooms := make(map[string]bool)
-	key := TimersKey(r.opts.Prefix)
-	pipe := r.client.Pipeline()
-	for _, l := range leases {
-		zs = append(zs, redis.Z{Member: leaseTimer(l.Room, l.Peer, l.Gen), Score: due})
-		if !rooms[l.Room] {
-			rooms[l.Room] = true
-			pipe.PExpire(ctx, RoomKey(r.opts.Prefix, l.Room), r.opts.RoomTTL)
-		}
-	}
-	pipe.ZAddXX(ctx, key, zs...)
-	pipe.PExpire(ctx, key, r.opts.RoomTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return r.fail(ctx, "renew", err)
-	}
-	return nil
-}
-
-// Sweep implements Store. Each due timer is claimed first (removed only while still due), so
-// of several sweepers exactly one fires it; the fire script checks the gen, so a stale timer
-// changes nothing.
-func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
-	if err := ctxErr(ctx, "sweep"); err != nil {
-		return 0, err
-	}
-	if limit <= 0 {
-		return 0, nil
-	}
-	t := ms(now)
-	key := TimersKey(r.opts.Prefix)
-	// Held offers past due count no more, whether or not their timer has fired yet.
-	if err := r.client.ZRemRangeByScore(ctx, HeldKey(r.opts.Prefix), "-inf", strconv.FormatInt(t, 10)).Err(); err != nil {
-		return 0, r.fail(ctx, "sweep", err)
-	}
-	names, err := r.client.ZRangeByScore(ctx, key, &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(t, 10), Count: int64(limit),
-	}).Result()
-	if err != nil {
-		return 0, r.fail(ctx, "sweep", err)
-	}
-	fired := 0
-	for _, name := range names {
-		claimed, err := scriptClaim.Run(ctx, r.client, []string{key}, name, t).Int()
-		if err != nil {
-			return fired, r.fail(ctx, "sweep", err)
-		}
-		tm, ok := parseTimer(name)
-		if claimed == 0 || !ok {
-			continue
-		}
-		status, _, err := r.run(ctx, "sweep", scriptFire, tm.room, t, string(tm.kind), tm.peer, tm.gen)
-		if err != nil {
-			r.unclaim(ctx, name, t)
-			return fired, err
-		}
-		if status == "ok" {
-			fired++
-		}
-	}
-	return fired, nil
-}
-
-// unclaim puts back a claimed timer whose fire script may not have run, so a later sweep fires
-// it; if it did run, the timer is stale by then and does nothing.
-func (r *Redis) unclaim(ctx context.Context, name string, due int64) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	r.client.ZAddNX(ctx, TimersKey(r.opts.Prefix), redis.Z{Member: name, Score: float64(due)})
 }
 
 // Ping implements Store.
