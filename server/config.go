@@ -49,6 +49,8 @@ type Config struct {
 	MaxHeldOffers     int // offers held at once under RedisPrefix (all instances together)
 
 	RedisClusterReload time.Duration // how often a Redis Cluster client re-reads the slot map
+	RedisWaitReplicas  int           // replicas that must have a client message before it is acknowledged; 0: none
+	RedisWaitTimeout   time.Duration // how long a client message waits for them
 
 	TrustedProxies []string // addresses or CIDRs of proxies whose X-Forwarded-For is believed
 
@@ -90,6 +92,7 @@ func DefaultConfig() Config {
 		ConnBurst:          100,
 		MaxHeldOffers:      store.DefaultMaxHeldOffers,
 		RedisClusterReload: store.DefaultClusterReload,
+		RedisWaitTimeout:   store.DefaultWaitTimeout,
 		TURNTTL:            time.Hour,
 	}
 }
@@ -181,6 +184,19 @@ func (c *Config) settings() []setting {
 		listSetting("SWITCHBOARD_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client", &c.TrustedProxies),
 		intSetting("SWITCHBOARD_MAX_HELD_OFFERS", "max-held-offers", "offers held at once by all instances sharing the Redis prefix", &c.MaxHeldOffers),
 		durSetting("SWITCHBOARD_REDIS_CLUSTER_RELOAD", "redis-cluster-reload", "how often a Redis Cluster client re-reads the slot map (also at once when a node stops answering)", &c.RedisClusterReload),
+		{"SWITCHBOARD_REDIS_WAIT_REPLICAS", "redis-wait-replicas", "replicas that must have a client message before it is acknowledged (Redis WAIT); 0: none",
+			func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err == nil && n < 0 {
+					err = errors.New("must not be negative")
+				}
+				if err == nil {
+					c.RedisWaitReplicas = n
+				}
+				return err
+			},
+			func() string { return strconv.Itoa(c.RedisWaitReplicas) }},
+		durSetting("SWITCHBOARD_REDIS_WAIT_TIMEOUT", "redis-wait-timeout", "how long a client message waits for the replicas; fewer in time: unavailable", &c.RedisWaitTimeout),
 		listSetting("SWITCHBOARD_STUN_URLS", "stun-urls", "comma-separated STUN URLs announced to clients", &c.STUNURLs),
 		listSetting("SWITCHBOARD_TURN_URLS", "turn-urls", "comma-separated TURN URLs announced to clients with credentials (needs the TURN secret)", &c.TURNURLs),
 		{"SWITCHBOARD_TURN_SECRET", "turn-secret", "TURN REST API shared secret (coturn static-auth-secret); empty: STUN only",
@@ -253,6 +269,8 @@ func (c Config) StoreOptions() store.Options {
 		MaxBacklog:        c.MaxBacklog,
 		MaxHeldOffers:     c.MaxHeldOffers,
 		ClusterReload:     c.RedisClusterReload,
+		WaitReplicas:      c.RedisWaitReplicas,
+		WaitTimeout:       c.RedisWaitTimeout,
 	}
 }
 

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -35,6 +36,9 @@ func TestRedisCluster(t *testing.T) {
 		return s
 	})
 	t.Run("AckBatchScriptMissingOnOneNode", func(t *testing.T) { ackBatchScriptMissing(t, c) })
+	t.Run("WaitReplicas", func(t *testing.T) {
+		durableSends(t, c.URL(), func(key string) *redistest.Node { return c.ReplicaOf(t, c.MasterFor(t, key)) })
+	})
 	t.Run("ShardLost", func(t *testing.T) { shardLost(t, c) }) // last: it breaks the cluster
 }
 
@@ -47,6 +51,44 @@ func TestRedisSentinel(t *testing.T) {
 		s, _ := openURL(t, d.URL(), opts)
 		return s
 	})
+	t.Run("WaitReplicas", func(t *testing.T) {
+		durableSends(t, d.URL(), func(string) *redistest.Node {
+			if m := d.Master(t); m != d.Data[0] {
+				return d.Data[0]
+			}
+			return d.Data[1]
+		})
+	})
+}
+
+// durableSends checks Options.WaitReplicas: with 1 (each master has one replica) a Send returns
+// once the replica has the write; with 2 it gets ErrUnavailable, also when sent again.
+func durableSends(t *testing.T, url string, replicaOf func(key string) *redistest.Node) {
+	ctx := context.Background()
+	for _, n := range []int{1, 2} {
+		s, prefix := openURL(t, url, store.Options{WaitReplicas: n})
+		joinPair(t, s, "r", "alice", "bob")
+		replica := replicaOf(store.RoomKey(prefix, "r")).Client(t)
+		for seq := int64(1); seq <= 3; seq++ {
+			_, err := s.Send(ctx, store.SendParams{Room: "r", Peer: "alice", Conn: "c-alice", Seq: min(seq, 2),
+				Kind: store.KindCandidate, Body: []byte(`{"from":"alice","candidate":null}`), Now: storetest.T0})
+			if n == 2 {
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Fatalf("send %d waiting for 2 of 1 replicas: %v, want ErrUnavailable", seq, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("send %d waiting for 1 replica: %v", seq, err)
+			}
+			// Read on the replica itself: it has the write when Send returns.
+			replica.Do(ctx, "READONLY")
+			next, err := replica.HGet(ctx, store.RoomKey(prefix, "r"), "m:alice:next").Int64()
+			if err != nil || next != min(seq, 2)+1 {
+				t.Fatalf("replica after send %d: next %d, %v; want %d", seq, next, err, min(seq, 2)+1)
+			}
+		}
+	}
 }
 
 // ackBatchScriptMissing acknowledges in rooms on different masters, one of which lost its

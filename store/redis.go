@@ -315,7 +315,13 @@ func (r *Redis) Send(ctx context.Context, p SendParams) (SendResult, error) {
 	if err != nil {
 		return SendResult{}, err
 	}
-	status, data, err := r.run(ctx, "send", scriptSend, p.Room, ms(p.Now), r.sendArgs(p, full)...)
+	run := func() (string, []any, error) {
+		return r.run(ctx, "send", scriptSend, p.Room, ms(p.Now), r.sendArgs(p, full)...)
+	}
+	if r.opts.WaitReplicas > 0 {
+		run = func() (string, []any, error) { return r.sendDurable(ctx, p.Room, ms(p.Now), r.sendArgs(p, full)...) }
+	}
+	status, data, err := run()
 	if err != nil {
 		return SendResult{}, err
 	}
@@ -359,7 +365,7 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 	res := make([]SendResult, len(ps))
 	errs := make([]error, len(ps))
 	for _, p := range ps {
-		if validateSend(p) != nil {
+		if validateSend(p) != nil || r.opts.WaitReplicas > 0 { // each durable Send waits on its own
 			for i, p := range ps {
 				res[i], errs[i] = r.Send(ctx, p)
 			}

@@ -109,6 +109,12 @@ type Options struct {
 	// ClusterReload is how often a Redis Cluster client reads the slot map again; default 5s.
 	// It also reads it at once after a node stops answering (see OpenRedis).
 	ClusterReload time.Duration
+	// WaitReplicas, when positive, makes Redis Send (and SendBatch) return only after that many
+	// replicas acknowledged the write (Redis WAIT), within WaitTimeout; fewer in time gives
+	// ErrUnavailable, the write being applied on the master (a retry is a duplicate and waits
+	// again). Default 0: a Send returns once the master applied it.
+	WaitReplicas int
+	WaitTimeout  time.Duration // bound of one WAIT; default 100ms
 }
 
 // Defaults of Options.
@@ -123,6 +129,7 @@ const (
 	DefaultMaxBacklog        = 256
 	DefaultMaxHeldOffers     = 100_000
 	DefaultClusterReload     = 5 * time.Second
+	DefaultWaitTimeout       = 100 * time.Millisecond
 )
 
 // WithDefaults returns o with every zero field set to its default.
@@ -156,6 +163,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.ClusterReload <= 0 {
 		o.ClusterReload = DefaultClusterReload
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = DefaultWaitTimeout
 	}
 	return o
 }

@@ -25,11 +25,8 @@ type Sentinel struct {
 func StartSentinel(tb testing.TB) *Sentinel {
 	tb.Helper()
 	dir := tb.TempDir()
-	s := &Sentinel{}
-	master := startNode(tb, dir, "master", freePort(tb, false), dataConf)
-	replica := startNode(tb, dir, "replica", freePort(tb, false),
-		append(dataConf, fmt.Sprintf("replicaof 127.0.0.1 %d", master.Port)))
-	s.Data = []*Node{master, replica}
+	master, replica := startPair(tb, dir)
+	s := &Sentinel{Data: []*Node{master, replica}}
 	for i := range 3 {
 		conf := []string{
 			fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2", MasterName, master.Port),
@@ -38,13 +35,27 @@ func StartSentinel(tb testing.TB) *Sentinel {
 		}
 		s.Sentinels = append(s.Sentinels, startNode(tb, dir, fmt.Sprintf("sentinel%d", i), freePort(tb, false), conf, "--sentinel"))
 	}
+	s.WaitSentinels(tb, 2)
+	return s
+}
+
+// StartReplicated starts a master and one replica of it, without sentinels, and waits until
+// the replica is in sync. Both are killed when tb ends.
+func StartReplicated(tb testing.TB) (master, replica *Node) {
+	tb.Helper()
+	return startPair(tb, tb.TempDir())
+}
+
+func startPair(tb testing.TB, dir string) (master, replica *Node) {
+	master = startNode(tb, dir, "master", freePort(tb, false), dataConf)
+	replica = startNode(tb, dir, "replica", freePort(tb, false),
+		append(dataConf, fmt.Sprintf("replicaof 127.0.0.1 %d", master.Port)))
 	rc := replica.Client(tb)
 	waitFor(tb, "the replica in sync", 20*time.Second, func(ctx context.Context) bool {
 		r := info(ctx, rc, "replication")
 		return r["master_link_status"] == "up" && r["master_sync_in_progress"] == "0"
 	})
-	s.WaitSentinels(tb, 2)
-	return s
+	return master, replica
 }
 
 // URL is the set's REDIS_URL.
