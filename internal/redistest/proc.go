@@ -188,3 +188,10 @@ func StartServer(tb testing.TB) *Node {
 	waitFor(tb, "redis-server up", 10*time.Second, func(ctx context.Context) bool { return c.Ping(ctx).Err() == nil })
 	return n
 }
+
+// Freeze stops the process (SIGSTOP) until Thaw: it answers nothing meanwhile, as a stalled
+// host would; a frozen replica falls behind its master.
+func (n *Node) Freeze() { _ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process (SIGCONT).
+func (n *Node) Thaw() { _ = syscall.Kill(n.cmd.Process.Pid, syscall.SIGCONT) }
