@@ -291,17 +291,33 @@ func TestClusterLaggingReplicaPromoted(t *testing.T) {
 	c := redistest.StartCluster(t)
 	d := startOnRedisURL(t, c.URL())
 	victim := c.MasterFor(t, store.RoomKey(d.prefix, "fo0"))
-	replica := c.ReplicaOf(t, victim)
-	failover(t, d, 6, true, func() {
-		// The replica stops and its link is cut, so what the master takes next never reaches it.
+	failover(t, d, 6, true, laggingKill(t, victim, c.ReplicaOf(t, victim)))
+}
+
+// laggingKill stops replica and cuts its link, so the next second of writes never reaches it,
+// then kills master: the promoted replica lacks what master acknowledged in that second.
+func laggingKill(t *testing.T, master, replica *redistest.Node) func() {
+	return func() {
 		replica.Freeze()
-		if err := victim.Client(t).ClientKillByFilter(context.Background(), "TYPE", "replica").Err(); err != nil {
+		if err := master.Client(t).ClientKillByFilter(context.Background(), "TYPE", "replica").Err(); err != nil {
 			t.Errorf("cut the replica's link: %v", err)
 		}
 		time.Sleep(time.Second)
-		victim.Kill()
+		master.Kill()
 		replica.Thaw()
-	})
+	}
+}
+
+func TestSentinelLaggingReplicaPromoted(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	d := startOnRedisURL(t, s.URL())
+	master := s.Master(t)
+	replica := s.Data[0]
+	if replica == master {
+		replica = s.Data[1]
+	}
+	failover(t, d, 6, true, laggingKill(t, master, replica))
 }
 
 func TestSentinelMasterKilled(t *testing.T) {
