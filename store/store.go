@@ -50,8 +50,11 @@ type Store interface {
 	Send(ctx context.Context, p SendParams) (SendResult, error)
 
 	// Ack drops the member's queued messages up to and including seq. Idempotent; a seq at or below
-	// the last acknowledged one, or above the last assigned one, changes nothing. An unknown
-	// member gets ErrNotMember.
+	// the last acknowledged one changes nothing. A seq above the last assigned one means the
+	// store went back in time (a failover lost writes) after the member applied numbers up to
+	// seq: the queue is dropped (the member has those numbers, or drops them as duplicates)
+	// and both the acknowledged and the last assigned seq become seq, so the next message is
+	// numbered after it. An unknown member gets ErrNotMember.
 	Ack(ctx context.Context, room, peer string, seq int64) error
 
 	// Pending returns the member's unacknowledged messages with Seq > after, in order.

@@ -29,9 +29,16 @@ func (h *Hub) Deliver(d store.Delivery) {
 		h.joining[key] = d.Seq
 	}
 	h.mu.Unlock()
-	if m != nil {
-		m.emit(d.Message, h.now())
+	if m == nil {
+		return
 	}
+	if acked := m.ackedUpTo(); d.Seq <= acked {
+		// A number the client has applied already, handed out again: the store went back in
+		// time. Writing the ack again makes it number what it queued after it (store.Ack).
+		h.acks.note(m, acked)
+		return
+	}
+	m.emit(d.Message, h.now())
 }
 
 // Resync marks every local membership for a read of its queue: deliveries may have been missed.

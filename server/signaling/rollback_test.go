@@ -2,7 +2,9 @@ package signaling
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -43,4 +45,41 @@ func TestStoreRollbackIsRepaired(t *testing.T) {
 	}
 	r.mustOK(0, alice, EvCandidate, obj("room", "r1", "seq", float64(7), "candidate", cand(7)))
 	bob.waitApplied(t, 7)
+}
+
+// A store that forgot server numbers the recipient applied (its last and ack set back in Redis
+// by hand) hands them out again; the recipient's instance drops such a message and writes the
+// acknowledgement again, after which the store numbers on past it and the messages arrive.
+func TestStoreServerSeqRollbackIsRepaired(t *testing.T) {
+	_, client, prefix := storetest.Redis(t, store.Options{}) // deletes the prefix's keys at the end
+	st := store.NewRedis(redis.NewClient(&redis.Options{Addr: storetest.RedisAddr()}), store.Options{Prefix: prefix})
+	r := newRigOn(t, 1, st, Config{})
+	alice, bob := r.connect(0, "alice"), r.connect(0, "bob")
+	r.mustOK(0, alice, EvJoin, obj("room", "r1"))
+	jb := r.mustOK(0, bob, EvJoin, obj("room", "r1"))
+	for i := 1; i <= 5; i++ {
+		r.mustOK(0, alice, EvCandidate, obj("room", "r1", "seq", float64(i), "candidate", cand(i)))
+	}
+	bob.waitApplied(t, 5)
+	r.mustOK(0, bob, EvAck, obj("room", "r1", "seq", float64(5)))
+	ctx := context.Background()
+	key, pre := store.RoomKey(prefix, "r1"), "m:"+jb["peer"].(string)+":"
+	storetest.Eventually(t, 5*time.Second, "bob's ack of 5 in the store", func() bool {
+		n, _ := client.HGet(ctx, key, pre+"ack").Int()
+		return n == 5
+	})
+	// The store forgets bob's numbers 3 to 5.
+	if err := client.HSet(ctx, key, pre+"last", 2, pre+"ack", 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.mustOK(0, alice, EvCandidate, obj("room", "r1", "seq", float64(6), "candidate", cand(6))) // bob's number 3 again
+	storetest.Eventually(t, 5*time.Second, "the store numbering past what bob applied", func() bool {
+		n, _ := client.HGet(ctx, key, pre+"last").Int()
+		return n == 5
+	})
+	r.mustOK(0, alice, EvCandidate, obj("room", "r1", "seq", float64(7), "candidate", cand(7)))
+	evs := bob.waitApplied(t, 6)
+	if fmt.Sprint(evs[5].Payload["seq"]) != "6" || evs[5].Payload["candidate"].(map[string]any)["candidate"] != cand(7)["candidate"] {
+		t.Fatalf("bob's sixth event %v, want candidate 7 as seq 6", evs[5])
+	}
 }
