@@ -48,6 +48,10 @@ type Config struct {
 	ConnBurst         int // how many new connections one address may open at once beyond ConnRate
 	MaxHeldOffers     int // offers held at once under RedisPrefix (all instances together)
 
+	RedisClusterReload time.Duration // how often a Redis Cluster client re-reads the slot map
+	RedisWaitReplicas  int           // replicas that must have a client message before it is acknowledged; 0: none
+	RedisWaitTimeout   time.Duration // how long a client message waits for them
+
 	TrustedProxies []string // addresses or CIDRs of proxies whose X-Forwarded-For is believed
 
 	STUNURLs   []string      // ICE servers announced to clients
@@ -63,34 +67,36 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:              ":8080",
-		RedisPrefix:       store.DefaultPrefix,
-		InstanceID:        defaultInstanceID(),
-		CORSOrigins:       []string{"*"},
-		LogLevel:          slog.LevelInfo,
-		HeldOfferTTL:      store.DefaultHeldTTL,
-		ResumeWindow:      store.DefaultResumeWindow,
-		RoomCapacity:      store.DefaultCapacity,
-		PingInterval:      25 * time.Second,
-		PingTimeout:       20 * time.Second,
-		ConnectTimeout:    3 * time.Second,
-		ResendInterval:    time.Second,
-		ReorderTimeout:    5 * time.Second,
-		MaxReorder:        256,
-		RoomTTL:           store.DefaultRoomTTL,
-		MaxMessageBytes:   128 << 10,
-		MaxSDPBytes:       64 << 10,
-		MaxCandidateBytes: 2048,
-		MaxHeldCandidates: store.DefaultMaxHeldCandidates,
-		MaxBacklog:        store.DefaultMaxBacklog,
-		MaxRoomsPerConn:   4,
-		EventRate:         100,
-		EventBurst:        200,
-		ConnRate:          20,
-		ConnBurst:         100,
-		MaxHeldOffers:     store.DefaultMaxHeldOffers,
-		TURNTTL:           time.Hour,
-		Webhook:           defaultWebhookConfig(),
+		Addr:               ":8080",
+		RedisPrefix:        store.DefaultPrefix,
+		InstanceID:         defaultInstanceID(),
+		CORSOrigins:        []string{"*"},
+		LogLevel:           slog.LevelInfo,
+		HeldOfferTTL:       store.DefaultHeldTTL,
+		ResumeWindow:       store.DefaultResumeWindow,
+		RoomCapacity:       store.DefaultCapacity,
+		PingInterval:       25 * time.Second,
+		PingTimeout:        20 * time.Second,
+		ConnectTimeout:     3 * time.Second,
+		ResendInterval:     time.Second,
+		ReorderTimeout:     5 * time.Second,
+		MaxReorder:         256,
+		RoomTTL:            store.DefaultRoomTTL,
+		MaxMessageBytes:    128 << 10,
+		MaxSDPBytes:        64 << 10,
+		MaxCandidateBytes:  2048,
+		MaxHeldCandidates:  store.DefaultMaxHeldCandidates,
+		MaxBacklog:         store.DefaultMaxBacklog,
+		MaxRoomsPerConn:    4,
+		EventRate:          100,
+		EventBurst:         200,
+		ConnRate:           20,
+		ConnBurst:          100,
+		MaxHeldOffers:      store.DefaultMaxHeldOffers,
+		RedisClusterReload: store.DefaultClusterReload,
+		RedisWaitTimeout:   store.DefaultWaitTimeout,
+		Webhook:            defaultWebhookConfig(),
+		TURNTTL:            time.Hour,
 	}
 }
 
@@ -180,6 +186,20 @@ func (c *Config) settings() []setting {
 		intSetting("SWITCHBOARD_CONN_BURST", "conn-burst", "new connections one client address may open at once beyond the rate", &c.ConnBurst),
 		listSetting("SWITCHBOARD_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client", &c.TrustedProxies),
 		intSetting("SWITCHBOARD_MAX_HELD_OFFERS", "max-held-offers", "offers held at once by all instances sharing the Redis prefix", &c.MaxHeldOffers),
+		durSetting("SWITCHBOARD_REDIS_CLUSTER_RELOAD", "redis-cluster-reload", "how often a Redis Cluster client re-reads the slot map (also at once when a node stops answering)", &c.RedisClusterReload),
+		{"SWITCHBOARD_REDIS_WAIT_REPLICAS", "redis-wait-replicas", "replicas that must have a client message before it is acknowledged (Redis WAIT); 0: none",
+			func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err == nil && n < 0 {
+					err = errors.New("must not be negative")
+				}
+				if err == nil {
+					c.RedisWaitReplicas = n
+				}
+				return err
+			},
+			func() string { return strconv.Itoa(c.RedisWaitReplicas) }},
+		durSetting("SWITCHBOARD_REDIS_WAIT_TIMEOUT", "redis-wait-timeout", "how long a client message waits for the replicas; fewer in time: unavailable", &c.RedisWaitTimeout),
 		listSetting("SWITCHBOARD_STUN_URLS", "stun-urls", "comma-separated STUN URLs announced to clients", &c.STUNURLs),
 		listSetting("SWITCHBOARD_TURN_URLS", "turn-urls", "comma-separated TURN URLs announced to clients with credentials (needs the TURN secret)", &c.TURNURLs),
 		{"SWITCHBOARD_TURN_SECRET", "turn-secret", "TURN REST API shared secret (coturn static-auth-secret); empty: STUN only",
@@ -255,6 +275,9 @@ func (c Config) StoreOptions() store.Options {
 		MaxBacklog:        c.MaxBacklog,
 		MaxHeldOffers:     c.MaxHeldOffers,
 		OutboxMax:         c.Webhook.outboxMax(),
+		ClusterReload:     c.RedisClusterReload,
+		WaitReplicas:      c.RedisWaitReplicas,
+		WaitTimeout:       c.RedisWaitTimeout,
 	}
 }
 

@@ -20,12 +20,13 @@ import (
 
 func TestLoadConfig(t *testing.T) {
 	env := map[string]string{
-		"SWITCHBOARD_ADDR":           "127.0.0.1:9000",
-		"SWITCHBOARD_HELD_OFFER_TTL": "90s",
-		"SWITCHBOARD_ROOM_CAPACITY":  "3",
-		"SWITCHBOARD_CORS_ORIGINS":   "https://a.example, https://b.example",
-		"SWITCHBOARD_LOG_LEVEL":      "debug",
-		"REDIS_URL":                  "redis://127.0.0.1:6379/0",
+		"SWITCHBOARD_ADDR":                "127.0.0.1:9000",
+		"SWITCHBOARD_HELD_OFFER_TTL":      "90s",
+		"SWITCHBOARD_ROOM_CAPACITY":       "3",
+		"SWITCHBOARD_CORS_ORIGINS":        "https://a.example, https://b.example",
+		"SWITCHBOARD_LOG_LEVEL":           "debug",
+		"REDIS_URL":                       "redis://127.0.0.1:6379/0",
+		"SWITCHBOARD_REDIS_WAIT_REPLICAS": "1",
 	}
 	cfg, err := server.LoadConfig([]string{"-room-capacity", "4"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -33,7 +34,8 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if cfg.Addr != "127.0.0.1:9000" || cfg.HeldOfferTTL != 90*time.Second || cfg.RoomCapacity != 4 ||
 		cfg.LogLevel != slog.LevelDebug || cfg.RedisURL != "redis://127.0.0.1:6379/0" ||
-		len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "https://b.example" {
+		len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "https://b.example" ||
+		cfg.StoreOptions().WaitReplicas != 1 {
 		t.Fatalf("config %+v", cfg)
 	}
 	def := server.DefaultConfig()
@@ -47,6 +49,8 @@ func TestLoadConfig(t *testing.T) {
 		{"SWITCHBOARD_MAX_BACKLOG": "0"},
 		{"SWITCHBOARD_LOG_LEVEL": "loud"},
 		{"SWITCHBOARD_MAX_SDP_BYTES": "999999999"},
+		{"SWITCHBOARD_REDIS_CLUSTER_RELOAD": "0s"},
+		{"SWITCHBOARD_REDIS_WAIT_REPLICAS": "-1"},
 	} {
 		if _, err := server.LoadConfig(nil, func(k string) string { return bad[k] }, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)

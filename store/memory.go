@@ -497,7 +497,15 @@ func (m *Memory) Ack(ctx context.Context, room, peer string, seq int64) error {
 	if mb == nil {
 		return ErrNotMember
 	}
-	if seq <= mb.ack || seq > mb.last {
+	if seq <= mb.ack {
+		return nil
+	}
+	if seq > mb.last {
+		// As in ack.lua: the store went back in time; numbering goes on after seq.
+		for s := mb.ack + 1; s <= mb.last; s++ {
+			delete(mb.queue, s)
+		}
+		mb.ack, mb.last = seq, seq
 		return nil
 	}
 	for s := mb.ack + 1; s <= seq; s++ {

@@ -16,14 +16,14 @@ import (
 )
 
 // Redis is a Store in Redis, shared by every instance. It works with a single server, a Sentinel
-// set and a Cluster: each room script touches one room hash only (one slot), and the timers ZSET
-// is changed with separate commands after it.
+// set and a Cluster: each room script touches one room hash only (one slot), and the room's
+// timer bucket (redis_timers.go) is changed with separate commands after it.
 //
 // Layout, all under Options.Prefix:
 //
 //	RoomKey          hash: all state of one room (fields below), TTL Options.RoomTTL
-//	TimersKey        ZSET: due times (ms) of member leases and held offers, TTL Options.RoomTTL
-//	HeldKey          ZSET: the held offers' timers alone, to count them, TTL Options.RoomTTL
+//	TimersKey        ZSET per bucket: due times (ms) of leases and held offers, TTL Options.RoomTTL
+//	HeldKey          ZSET per bucket: the held offers' timers alone, to count them, TTL Options.RoomTTL
 //	InstanceChannel  pub/sub: deliveries for the members connected to one instance
 //	OutboxKey        stream: call events for webhooks (Options.OutboxMax > 0 only), see outbox_redis.go
 //
@@ -59,7 +59,7 @@ type Redis struct {
 	cluster bool // a pipeline's commands for several slots may run in any order
 
 	heldMu    sync.Mutex
-	heldCount int64     // last ZCARD of HeldKey
+	heldCount int64     // last sum of the ZCARDs of the HeldKeys
 	heldSince int64     // offers sent since, this one included
 	heldAt    time.Time // when heldCount was read
 }
@@ -69,15 +69,6 @@ var _ Store = (*Redis)(nil)
 // RoomKey is the hash holding all state of a room. The hash tag puts each room in one Cluster
 // slot, so a room script is atomic on any deployment.
 func RoomKey(prefix, room string) string { return prefix + "room:{" + room + "}" }
-
-// TimersKey is the ZSET of due times (ms) of leases ("L|<room>|<peer>|<gen>") and held offers
-// ("H|<room>|<gen>"). An entry whose gen is no longer current fires as a no-op.
-func TimersKey(prefix string) string { return prefix + "timers" }
-
-// HeldKey is the ZSET of held offers ("H|<room>|<gen>" by due time): the held-offer entries of
-// TimersKey, kept beside it so ZCARD counts them for Options.MaxHeldOffers. Sweep trims entries
-// past due, so a lost removal cannot keep counting.
-func HeldKey(prefix string) string { return prefix + "held" }
 
 // InstanceChannel is the pub/sub channel of one instance. Each payload is one delivery:
 // "<room>\n<peer>\n<seq>\n<event>\n<body>" (the body is last, so it may hold anything).
@@ -202,48 +193,6 @@ func (r *Redis) applyReply(ctx context.Context, op string, res []any, extra ...a
 	return str(res[0]), res[3:], nil
 }
 
-// applyTimers removes and adds timers in one pipeline; a room script cannot, the ZSET being in
-// another slot. Should this fail after the script succeeded, the worst outcome is a stale entry
-// (a no-op when due) or a missing one (the room TTL still bounds the state).
-func (r *Redis) applyTimers(ctx context.Context, adds, rems []any) error {
-	if len(adds) == 0 && len(rems) == 0 {
-		return nil
-	}
-	key, heldKey := TimersKey(r.opts.Prefix), HeldKey(r.opts.Prefix)
-	pipe := r.client.Pipeline()
-	var heldRems []any
-	for _, n := range rems {
-		if isHeldTimer(str(n)) {
-			heldRems = append(heldRems, n)
-		}
-	}
-	if len(rems) > 0 {
-		pipe.ZRem(ctx, key, rems...)
-	}
-	if len(heldRems) > 0 {
-		pipe.ZRem(ctx, heldKey, heldRems...)
-	}
-	if len(adds) > 0 {
-		zs := make([]redis.Z, 0, len(adds)/2)
-		var held []redis.Z
-		for i := 0; i+1 < len(adds); i += 2 {
-			z := redis.Z{Member: str(adds[i]), Score: float64(num(adds[i+1]))}
-			zs = append(zs, z)
-			if isHeldTimer(str(adds[i])) {
-				held = append(held, z)
-			}
-		}
-		pipe.ZAdd(ctx, key, zs...)
-		if len(held) > 0 {
-			pipe.ZAdd(ctx, heldKey, held...)
-			pipe.PExpire(ctx, heldKey, r.opts.RoomTTL)
-		}
-	}
-	pipe.PExpire(ctx, key, r.opts.RoomTTL)
-	_, err := pipe.Exec(ctx)
-	return err
-}
-
 func (r *Redis) leaseDue(now int64) int64 {
 	return now + (r.opts.ResumeWindow + r.opts.LeaseGrace).Milliseconds()
 }
@@ -296,7 +245,7 @@ func (r *Redis) Join(ctx context.Context, p JoinParams) (Membership, error) {
 // Should the timer fail while the script succeeds, missing returns it for applyReply to add.
 func (r *Redis) joinScript(ctx context.Context, lease string, due int64, room string, argv []any) (res, missing []any, err error) {
 	keys := r.roomKeys(room)
-	timers := TimersKey(r.opts.Prefix)
+	timers := RoomTimersKey(r.opts.Prefix, room)
 	pipe := r.client.Pipeline()
 	zadd := pipe.ZAdd(ctx, timers, redis.Z{Member: lease, Score: float64(due)})
 	pipe.PExpire(ctx, timers, r.opts.RoomTTL)
@@ -375,7 +324,13 @@ func (r *Redis) Send(ctx context.Context, p SendParams) (SendResult, error) {
 	if err != nil {
 		return SendResult{}, err
 	}
-	status, data, err := r.run(ctx, "send", scriptSend, p.Room, ms(p.Now), r.sendArgs(p, full)...)
+	run := func() (string, []any, error) {
+		return r.run(ctx, "send", scriptSend, p.Room, ms(p.Now), r.sendArgs(p, full)...)
+	}
+	if r.opts.WaitReplicas > 0 {
+		run = func() (string, []any, error) { return r.sendDurable(ctx, p.Room, ms(p.Now), r.sendArgs(p, full)...) }
+	}
+	status, data, err := run()
 	if err != nil {
 		return SendResult{}, err
 	}
@@ -390,31 +345,6 @@ func (r *Redis) sendArgs(p SendParams, heldFull bool) []any {
 	}
 	return []any{p.Peer, p.Conn, p.Seq, string(p.Kind), p.To, p.Body,
 		now + r.opts.HeldTTL.Milliseconds(), r.opts.MaxHeldCandidates, r.opts.MaxBacklog, full}
-}
-
-// heldFull reports whether Options.MaxHeldOffers offers are held, for an offer about to be sent.
-// The count lives in another slot than the room, so the send script cannot read it: it is read
-// here, at most once a second while far below the bound and on every offer near it.
-func (r *Redis) heldFull(ctx context.Context, offer bool) (bool, error) {
-	if !offer {
-		return false, nil
-	}
-	max := int64(r.opts.MaxHeldOffers)
-	r.heldMu.Lock()
-	r.heldSince++ // counted as held until the next read says otherwise
-	fresh := time.Since(r.heldAt) < time.Second && r.heldCount+r.heldSince < max-max/10
-	r.heldMu.Unlock()
-	if fresh {
-		return false, nil
-	}
-	n, err := r.client.ZCard(ctx, HeldKey(r.opts.Prefix)).Result()
-	if err != nil {
-		return false, r.fail(ctx, "send", err)
-	}
-	r.heldMu.Lock()
-	r.heldCount, r.heldSince, r.heldAt = n, 1, time.Now()
-	r.heldMu.Unlock()
-	return n >= max, nil
 }
 
 func parseSend(status string, data []any) (SendResult, error) {
@@ -444,7 +374,7 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 	res := make([]SendResult, len(ps))
 	errs := make([]error, len(ps))
 	for _, p := range ps {
-		if validateSend(p) != nil {
+		if validateSend(p) != nil || r.opts.WaitReplicas > 0 { // each durable Send waits on its own
 			for i, p := range ps {
 				res[i], errs[i] = r.Send(ctx, p)
 			}
@@ -467,13 +397,7 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 	for i, p := range ps {
 		rooms[i], argvs[i] = p.Room, r.scriptArgs(p.Room, ms(p.Now), r.sendArgs(p, full)...)
 	}
-	cmds, err := r.evalBatch(ctx, scriptSend, rooms, argvs)
-	if err != nil {
-		for i, p := range ps {
-			res[i], errs[i] = r.Send(ctx, p)
-		}
-		return res, errs
-	}
+	cmds := r.evalBatch(ctx, scriptSend, rooms, argvs)
 	var adds, rems []any
 	for i, c := range cmds {
 		v, err := c.Slice()
@@ -501,24 +425,31 @@ func (r *Redis) SendBatch(ctx context.Context, ps []SendParams) ([]SendResult, [
 }
 
 // evalBatch runs s once per room, with that room's ARGV, in one pipeline (each script atomic
-// and in order). Should Redis not have s cached, no script ran (NOSCRIPT): s is loaded and the
-// pipeline sent again. An error is the load's; nothing ran then.
-func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, rooms []string, argvs [][]any) ([]*redis.Cmd, error) {
-	for attempt := 0; ; attempt++ {
-		pipe := r.client.Pipeline()
-		cmds := make([]*redis.Cmd, len(rooms))
-		for i, room := range rooms {
-			cmds[i] = s.EvalSha(ctx, pipe, r.roomKeys(room), argvs[i]...)
-		}
-		_, _ = pipe.Exec(ctx)
-		if attempt == 0 && isNoScript(cmds[0].Err()) {
-			if err := s.Load(ctx, r.client).Err(); err != nil {
-				return nil, err
-			}
-			continue // every script of the pipeline failed the same way
-		}
-		return cmds, nil
+// and in order). A command answered NOSCRIPT did not run: the node serving its room lacks the
+// script (a restarted server, a replica just promoted, which may be one node of several), so
+// those commands are sent again whole, in their order, in a second pipeline.
+func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, rooms []string, argvs [][]any) []*redis.Cmd {
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(rooms))
+	for i, room := range rooms {
+		cmds[i] = s.EvalSha(ctx, pipe, r.roomKeys(room), argvs[i]...)
 	}
+	_, _ = pipe.Exec(ctx)
+	var again []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds
+	}
+	pipe = r.client.Pipeline()
+	for _, i := range again {
+		cmds[i] = s.Eval(ctx, pipe, r.roomKeys(rooms[i]), argvs[i]...)
+	}
+	_, _ = pipe.Exec(ctx)
+	return cmds
 }
 
 // isNoScript reports Redis's answer to EVALSHA of a script it has not cached.
@@ -550,14 +481,7 @@ func (r *Redis) AckBatch(ctx context.Context, acks []AckParams) []error {
 	for i, a := range acks {
 		rooms[i], argvs[i] = a.Room, r.scriptArgs(a.Room, 0, a.Peer, a.Seq)
 	}
-	cmds, err := r.evalBatch(ctx, scriptAck, rooms, argvs)
-	if err != nil {
-		err = r.fail(ctx, "ack", err)
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
+	cmds := r.evalBatch(ctx, scriptAck, rooms, argvs)
 	for i, c := range cmds {
 		v, err := c.Slice()
 		switch {
@@ -611,87 +535,6 @@ func (r *Redis) Disconnect(ctx context.Context, room, peer, conn string, now tim
 		return err
 	}
 	return statusErr("disconnect", status)
-}
-
-// Renew implements Store: one ZADD XX for all leases (a lease that already fired stays gone)
-// and a TTL refresh of each room, pipelined.
-func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error {
-	if err := ctxErr(ctx, "renew"); err != nil {
-		return err
-	}
-	if len(leases) == 0 {
-		return nil
-	}
-	due := float64(r.leaseDue(ms(now)))
-	zs := make([]redis.Z, 0, len(leases))
-	rooms := make(map[string]bool)
-	key := TimersKey(r.opts.Prefix)
-	pipe := r.client.Pipeline()
-	for _, l := range leases {
-		zs = append(zs, redis.Z{Member: leaseTimer(l.Room, l.Peer, l.Gen), Score: due})
-		if !rooms[l.Room] {
-			rooms[l.Room] = true
-			pipe.PExpire(ctx, RoomKey(r.opts.Prefix, l.Room), r.opts.RoomTTL)
-		}
-	}
-	pipe.ZAddXX(ctx, key, zs...)
-	pipe.PExpire(ctx, key, r.opts.RoomTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return r.fail(ctx, "renew", err)
-	}
-	return nil
-}
-
-// Sweep implements Store. Each due timer is claimed first (removed only while still due), so
-// of several sweepers exactly one fires it; the fire script checks the gen, so a stale timer
-// changes nothing.
-func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
-	if err := ctxErr(ctx, "sweep"); err != nil {
-		return 0, err
-	}
-	if limit <= 0 {
-		return 0, nil
-	}
-	t := ms(now)
-	key := TimersKey(r.opts.Prefix)
-	// Held offers past due count no more, whether or not their timer has fired yet.
-	if err := r.client.ZRemRangeByScore(ctx, HeldKey(r.opts.Prefix), "-inf", strconv.FormatInt(t, 10)).Err(); err != nil {
-		return 0, r.fail(ctx, "sweep", err)
-	}
-	names, err := r.client.ZRangeByScore(ctx, key, &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(t, 10), Count: int64(limit),
-	}).Result()
-	if err != nil {
-		return 0, r.fail(ctx, "sweep", err)
-	}
-	fired := 0
-	for _, name := range names {
-		claimed, err := scriptClaim.Run(ctx, r.client, []string{key}, name, t).Int()
-		if err != nil {
-			return fired, r.fail(ctx, "sweep", err)
-		}
-		tm, ok := parseTimer(name)
-		if claimed == 0 || !ok {
-			continue
-		}
-		status, _, err := r.run(ctx, "sweep", scriptFire, tm.room, t, string(tm.kind), tm.peer, tm.gen)
-		if err != nil {
-			r.unclaim(ctx, name, t)
-			return fired, err
-		}
-		if status == "ok" {
-			fired++
-		}
-	}
-	return fired, nil
-}
-
-// unclaim puts back a claimed timer whose fire script may not have run, so a later sweep fires
-// it; if it did run, the timer is stale by then and does nothing.
-func (r *Redis) unclaim(ctx context.Context, name string, due int64) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	r.client.ZAddNX(ctx, TimersKey(r.opts.Prefix), redis.Z{Member: name, Score: float64(due)})
 }
 
 // Ping implements Store.

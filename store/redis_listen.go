@@ -21,6 +21,10 @@ const (
 	// After this long without traffic Listen pings; without any reply within another period it
 	// replaces the connection. A half-open TCP connection would otherwise go unnoticed for minutes.
 	listenHealthEvery = 15 * time.Second
+	// While the subscription is down Listen calls Resync this often, so the caller reads its
+	// members' queues instead: rooms whose data is reachable keep flowing, e.g. on a Cluster
+	// while only the master serving the channel's slot is being failed over.
+	listenPollEvery = time.Second
 )
 
 // Listen implements Store. It subscribes to the instance's channel and calls h.Resync after each
@@ -48,6 +52,7 @@ type listener struct {
 	instance, channel string
 	h                 Handler
 	backoff           time.Duration // owned by the loop goroutine
+	polled            time.Time     // last Resync while down; owned by the loop goroutine
 
 	mu     sync.Mutex
 	ps     *redis.PubSub // the current subscription
@@ -143,8 +148,16 @@ func (l *listener) session(ctx context.Context, ps *redis.PubSub) {
 }
 
 // pause waits before the next attempt: 50 ms doubling to 2 s, each wait drawn from [d/2, d].
-// It returns false when ctx is done.
+// It returns false when ctx is done. On a Cluster it asks for a new slot map first: the
+// channel's slot may have moved to a promoted replica. Meanwhile the caller polls (Resync).
 func (l *listener) pause(ctx context.Context, err error) bool {
+	if c, ok := l.r.client.(*redis.ClusterClient); ok {
+		c.ReloadState(ctx)
+	}
+	if time.Since(l.polled) >= listenPollEvery {
+		l.polled = time.Now()
+		l.h.Resync()
+	}
 	l.backoff = min(max(2*l.backoff, listenMinBackoff), listenMaxBackoff)
 	wait := l.backoff/2 + rand.N(l.backoff/2+1)
 	l.r.log.Warn("store: listen: redis unavailable", "instance", l.instance, "err", err, "retry_in", wait)

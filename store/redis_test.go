@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,7 @@ func TestRedisKeysHaveTTL(t *testing.T) {
 	if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: "alice", Token: "t", Instance: "i1", Conn: "c", Now: storetest.T0}); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{store.RoomKey(prefix, "r"), store.TimersKey(prefix)} {
+	for _, k := range []string{store.RoomKey(prefix, "r"), store.RoomTimersKey(prefix, "r")} {
 		if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
 			t.Errorf("key %s: ttl %v, want (0, 1h]", k, ttl)
 		}
@@ -89,7 +90,7 @@ func TestRedisHandoffIsTwoRoundTrips(t *testing.T) {
 		t.Fatalf("handed %v (last %d), want the offer and its candidate", m.Handed, m.Last)
 	}
 	due := storetest.T0.Add(store.DefaultResumeWindow + store.DefaultLeaseGrace).UnixMilli()
-	if got, err := c.ZScore(ctx, store.TimersKey(prefix), "L|r|bob|1").Result(); err != nil || int64(got) != due {
+	if got, err := c.ZScore(ctx, store.RoomTimersKey(prefix, "r"), "L|r|bob|1").Result(); err != nil || int64(got) != due {
 		t.Fatalf("bob's lease timer: %v, %v; want %d", got, err, due)
 	}
 }
@@ -118,7 +119,7 @@ func TestRedisJoinLoadsScript(t *testing.T) {
 	if msgs, err := s.Pending(ctx, "r", "alice", 0); err != nil || len(msgs) != 1 {
 		t.Fatalf("alice's queue: %v, %v; want one peer-joined", msgs, err)
 	}
-	if err := client.ZScore(ctx, store.TimersKey("sbtest:noscript:"), "L|r|bob|1").Err(); err != nil {
+	if err := client.ZScore(ctx, store.RoomTimersKey("sbtest:noscript:", "r"), "L|r|bob|1").Err(); err != nil {
 		t.Fatalf("bob's lease timer: %v", err)
 	}
 	if err := client.ScriptFlush(ctx).Err(); err != nil {
@@ -159,7 +160,7 @@ func TestRedisStaleTimersAreNoOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	due := float64(storetest.T0.UnixMilli())
-	err := c.ZAdd(ctx, store.TimersKey(prefix),
+	err := c.ZAdd(ctx, store.RoomTimersKey(prefix, "r"),
 		redis.Z{Member: "L|r|bob|1", Score: due}, redis.Z{Member: "H|r|1", Score: due},
 		redis.Z{Member: "L|gone|alice|1", Score: due}, redis.Z{Member: "garbage", Score: due}).Err()
 	if err != nil {
@@ -169,7 +170,7 @@ func TestRedisStaleTimersAreNoOps(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("sweep of stale timers: fired %d, %v; want 0", n, err)
 	}
-	if left := c.ZCard(ctx, store.TimersKey(prefix)).Val(); left != 2 {
+	if left := c.ZCard(ctx, store.RoomTimersKey(prefix, "r")).Val(); left != 2 {
 		t.Fatalf("%d timers left, want the 2 current leases", left)
 	}
 	msgs, err := s.Pending(ctx, "r", "alice", 0)
@@ -184,7 +185,11 @@ func TestRedisHeldKeyCountsHeldOffers(t *testing.T) {
 	ctx := context.Background()
 	count := func(want int64, what string) {
 		t.Helper()
-		if n := c.ZCard(ctx, store.HeldKey(prefix)).Val(); n != want {
+		var n int64
+		for b := range store.TimerBuckets {
+			n += c.ZCard(ctx, store.HeldKey(prefix, b)).Val()
+		}
+		if n != want {
 			t.Fatalf("%s: %d held offers counted, want %d", what, n, want)
 		}
 	}
@@ -198,7 +203,7 @@ func TestRedisHeldKeyCountsHeldOffers(t *testing.T) {
 		}
 	}
 	count(2, "two held")
-	if ttl := c.PTTL(ctx, store.HeldKey(prefix)).Val(); ttl <= 0 {
+	if ttl := c.PTTL(ctx, store.HeldKey(prefix, store.TimerBucket("r1"))).Val(); ttl <= 0 {
 		t.Fatalf("held key TTL %v", ttl)
 	}
 	if _, err := s.Join(ctx, store.JoinParams{Room: "r1", Peer: "bob", Token: "t", Instance: "i1", Conn: "c2", Now: storetest.T0}); err != nil {
@@ -271,7 +276,11 @@ func TestRedisListenSurvivesRestart(t *testing.T) {
 	}
 
 	startRedis(t, port)
-	storetest.Eventually(t, 8*time.Second, "Resync after the restart", func() bool { return h.Resyncs() >= 2 })
+	// While down, Listen polls (Resync) about once a second; the subscription is back when it says so.
+	if h.Resyncs() < 2 {
+		t.Errorf("%d Resyncs while Redis was down for 1.5s, want a poll", h.Resyncs()-1)
+	}
+	storetest.Eventually(t, 8*time.Second, "subscribed again", func() bool { return logs.resubscribed.Load() >= 1 })
 	for _, p := range []string{"alice", "bob"} {
 		if _, err := s.Join(ctx, store.JoinParams{Room: "r", Peer: p, Token: "t", Instance: "i1", Conn: "c-" + p, Now: storetest.T0}); err != nil {
 			t.Fatal(err)
@@ -325,12 +334,15 @@ func freePort(t *testing.T) string {
 }
 
 // countingHandler is a slog.Handler counting warnings.
-type countingHandler struct{ n atomic.Int64 }
+type countingHandler struct{ n, resubscribed atomic.Int64 }
 
 func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelWarn {
 		h.n.Add(1)
+	}
+	if strings.Contains(r.Message, "subscribed again") {
+		h.resubscribed.Add(1)
 	}
 	return nil
 }
@@ -386,4 +398,35 @@ func TestRedisAckBatch(t *testing.T) {
 		n := storetest.CountRoundTrips(client)
 		check(t, s, n, 0)
 	})
+}
+
+// Timers in the single set of earlier versions are still renewed and fired, so a rolling
+// upgrade neither removes connected members nor forgets dead ones.
+func TestRedisLegacyTimers(t *testing.T) {
+	s, c, prefix := newRedisStore(t, store.Options{})
+	ctx := context.Background()
+	joinPair(t, s, "r", "alice", "bob")
+	legacy := store.LegacyTimersKey(prefix)
+	due := float64(storetest.T0.UnixMilli())
+	// As an earlier version left them: both leases in the legacy set only.
+	if err := c.ZRem(ctx, store.RoomTimersKey(prefix, "r"), "L|r|alice|1", "L|r|bob|1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, legacy, redis.Z{Member: "L|r|alice|1", Score: due}, redis.Z{Member: "L|r|bob|1", Score: due}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Renew(ctx, []store.Lease{{Room: "r", Peer: "alice", Gen: 1}}, storetest.T0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(ctx, storetest.T0.Add(time.Second), 100)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: fired %d, %v; want bob's lease only", n, err)
+	}
+	msgs, err := s.Pending(ctx, "r", "alice", 0)
+	if err != nil || len(msgs) != 2 || msgs[1].Event != store.EventPeerLeft {
+		t.Fatalf("alice's queue: %v, %v; want peer-joined, peer-left", msgs, err)
+	}
+	if left := c.ZRange(ctx, legacy, 0, -1).Val(); len(left) != 1 || left[0] != "L|r|alice|1" {
+		t.Fatalf("legacy timers left: %v, want alice's renewed lease", left)
+	}
 }

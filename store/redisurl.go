@@ -20,7 +20,7 @@ func OpenRedis(url string, opts Options) (*Redis, error) {
 		return nil, err
 	}
 	failFast(uo)
-	return NewRedis(redis.NewUniversalClient(uo), opts), nil
+	return NewRedis(newClient(uo, opts.WithDefaults()), opts), nil
 }
 
 // failFast bounds how long a call retries an unreachable Redis (about half a second instead of

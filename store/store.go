@@ -50,8 +50,11 @@ type Store interface {
 	Send(ctx context.Context, p SendParams) (SendResult, error)
 
 	// Ack drops the member's queued messages up to and including seq. Idempotent; a seq at or below
-	// the last acknowledged one, or above the last assigned one, changes nothing. An unknown
-	// member gets ErrNotMember.
+	// the last acknowledged one changes nothing. A seq above the last assigned one means the
+	// store went back in time (a failover lost writes) after the member applied numbers up to
+	// seq: the queue is dropped (the member has those numbers, or drops them as duplicates)
+	// and both the acknowledged and the last assigned seq become seq, so the next message is
+	// numbered after it. An unknown member gets ErrNotMember.
 	Ack(ctx context.Context, room, peer string, seq int64) error
 
 	// Pending returns the member's unacknowledged messages with Seq > after, in order.
@@ -109,6 +112,15 @@ type Options struct {
 	// OutboxMax bounds the call events recorded for webhooks and not yet sent (see Event); when
 	// full, the oldest are dropped. 0: no events are recorded (the default).
 	OutboxMax int
+	// ClusterReload is how often a Redis Cluster client reads the slot map again; default 5s.
+	// It also reads it at once after a node stops answering (see OpenRedis).
+	ClusterReload time.Duration
+	// WaitReplicas, when positive, makes Redis Send (and SendBatch) return only after that many
+	// replicas acknowledged the write (Redis WAIT), within WaitTimeout; fewer in time gives
+	// ErrUnavailable, the write being applied on the master (a retry is a duplicate and waits
+	// again). Default 0: a Send returns once the master applied it.
+	WaitReplicas int
+	WaitTimeout  time.Duration // bound of one WAIT; default 100ms
 }
 
 // Defaults of Options.
@@ -122,6 +134,8 @@ const (
 	DefaultMaxHeldCandidates = 64
 	DefaultMaxBacklog        = 256
 	DefaultMaxHeldOffers     = 100_000
+	DefaultClusterReload     = 5 * time.Second
+	DefaultWaitTimeout       = 100 * time.Millisecond
 )
 
 // WithDefaults returns o with every zero field set to its default.
@@ -152,6 +166,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxHeldOffers <= 0 {
 		o.MaxHeldOffers = DefaultMaxHeldOffers
+	}
+	if o.ClusterReload <= 0 {
+		o.ClusterReload = DefaultClusterReload
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = DefaultWaitTimeout
 	}
 	return o
 }

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rtc/switchboard/store"
 )
 
 // churnPoint is one reading of the server at rest.
@@ -464,8 +466,14 @@ func redisCount(ctx context.Context, rdb *redis.Client, prefix string) (keys, ti
 			break
 		}
 	}
-	timers, err = rdb.ZCard(ctx, prefix+"timers").Result()
-	return keys, timers, err
+	for b := range store.TimerBuckets {
+		n, err := rdb.ZCard(ctx, store.TimersKey(prefix, b)).Result()
+		if err != nil {
+			return 0, 0, err
+		}
+		timers += n
+	}
+	return keys, timers, nil
 }
 
 // checkRedisURL refuses a Redis that is not on the loopback range, like every other target.

@@ -29,9 +29,16 @@ func (h *Hub) Deliver(d store.Delivery) {
 		h.joining[key] = d.Seq
 	}
 	h.mu.Unlock()
-	if m != nil {
-		m.emit(d.Message, h.now())
+	if m == nil {
+		return
 	}
+	if acked := m.ackedUpTo(); d.Seq <= acked {
+		// A number the client has applied already, handed out again: the store went back in
+		// time. Writing the ack again makes it number what it queued after it (store.Ack).
+		h.acks.note(m, acked)
+		return
+	}
+	m.emit(d.Message, h.now())
 }
 
 // Resync marks every local membership for a read of its queue: deliveries may have been missed.
@@ -154,14 +161,34 @@ func (h *Hub) resendLoop(ctx context.Context) {
 // sweepBatch bounds the timers fired by one store call.
 const sweepBatch = 100
 
+// sweepLoop fires due timers every SweepInterval. After the store failed a sweep it only probes
+// (a sweep as of the Unix epoch, which reads the timers but fires none) until a probe succeeds,
+// then waits renewHold before firing again: every instance that could not renew its members'
+// leases meanwhile renews them within that time (renewLoop retries every SweepInterval), so an
+// outage does not remove members whose instances were alive all along.
 func (h *Hub) sweepLoop(ctx context.Context) {
 	tick := time.NewTicker(h.cfg.SweepInterval)
 	defer tick.Stop()
+	failed := false
+	var holdUntil time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if failed {
+			cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+			_, err := h.st.Sweep(cctx, time.UnixMilli(0), 1)
+			cancel()
+			if err != nil {
+				continue
+			}
+			failed, holdUntil = false, time.Now().Add(h.renewHold())
+			h.log.Info("store reachable again; firing timers after the hold", "hold", h.renewHold())
+		}
+		if time.Now().Before(holdUntil) {
+			continue
 		}
 		for {
 			cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
@@ -171,6 +198,7 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 				if ctx.Err() == nil {
 					h.log.Warn("sweep failed", "err", err)
 					h.cfg.Metrics.StoreError("sweep")
+					failed = true
 				}
 				break
 			}
@@ -181,15 +209,21 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 	}
 }
 
+// renewHold is how long sweeps wait after the store came back: two renewal retries, each
+// bounded by StoreTimeout.
+func (h *Hub) renewHold() time.Duration {
+	return 2 * (h.cfg.SweepInterval + h.cfg.StoreTimeout)
+}
+
+// renewLoop renews the leases of the members connected here every RenewInterval, and every
+// SweepInterval after a failed renewal until one succeeds.
 func (h *Hub) renewLoop(ctx context.Context) {
-	tick := time.NewTicker(h.cfg.RenewInterval)
-	defer tick.Stop()
+	wait := h.cfg.RenewInterval
 	for {
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, wait) {
 			return
-		case <-tick.C:
 		}
+		wait = h.cfg.RenewInterval
 		h.mu.Lock()
 		leases := make([]store.Lease, 0, len(h.members))
 		for k, m := range h.members {
@@ -203,6 +237,7 @@ func (h *Hub) renewLoop(ctx context.Context) {
 		if err := h.st.Renew(cctx, leases, h.now()); err != nil && ctx.Err() == nil {
 			h.log.Warn("renew failed", "members", len(leases), "err", err)
 			h.cfg.Metrics.StoreError("renew")
+			wait = h.cfg.SweepInterval
 		}
 		cancel()
 	}

@@ -593,6 +593,7 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields)
 				m.done(next)
 			}()
 			h.sendBatch(ctx, batch)
+			h.repairRollback(ctx, m, batch)
 			for _, b := range batch {
 				if b.err == nil {
 					next = b.res.Next

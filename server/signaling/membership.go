@@ -187,6 +187,13 @@ func (m *membership) advance(next int64) {
 	m.seqMu.Unlock()
 }
 
+// ackedUpTo returns the last server seq the client acknowledged.
+func (m *membership) ackedUpTo() int64 {
+	m.outMu.Lock()
+	defer m.outMu.Unlock()
+	return m.ackedSeq
+}
+
 func (m *membership) acked(seq int64) {
 	m.outMu.Lock()
 	if seq > m.ackedSeq {
