@@ -146,7 +146,7 @@ func (r *rig) connect(hub int, id string) *fakeConn {
 // call runs an event and returns its reply, failing on a transport-level surprise.
 func (r *rig) call(hub int, c *fakeConn, ev string, payload any) Reply {
 	r.t.Helper()
-	reply, after := r.hubs[hub].Handle(context.Background(), c, ev, payload)
+	reply, after := r.hubs[hub].Handle(context.Background(), c, ev, raw(payload))
 	if after != nil {
 		after()
 	}
@@ -175,6 +175,15 @@ func obj(kv ...any) map[string]any {
 		m[kv[i].(string)] = kv[i+1]
 	}
 	return m
+}
+
+// raw encodes a payload as the transport hands it over: JSON, undecoded.
+func raw(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func cand(i int) map[string]any {
@@ -636,15 +645,15 @@ func TestPanicBecomesInternalError(t *testing.T) {
 	h := NewHub(Config{Instance: "i"}, st, slog.New(slog.DiscardHandler))
 	c := newConn("c")
 	h.Connect(c)
-	if rep, _ := h.Handle(context.Background(), c, EvJoin, obj("room", "r")); rep["ok"] != true {
+	if rep, _ := h.Handle(context.Background(), c, EvJoin, raw(obj("room", "r"))); rep["ok"] != true {
 		t.Fatalf("join: %v", rep)
 	}
-	rep, _ := h.Handle(context.Background(), c, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "x"))
+	rep, _ := h.Handle(context.Background(), c, EvOffer, raw(obj("room", "r", "seq", float64(1), "sdp", "x")))
 	if code(rep) != CodeInternal {
 		t.Fatalf("want internal, got %v", rep)
 	}
 	// The membership is still usable: the panicking turn was released.
-	rep, _ = h.Handle(context.Background(), c, EvAck, obj("room", "r", "seq", float64(1)))
+	rep, _ = h.Handle(context.Background(), c, EvAck, raw(obj("room", "r", "seq", float64(1))))
 	if rep["ok"] != true {
 		t.Fatalf("ack after panic: %v", rep)
 	}
@@ -739,17 +748,17 @@ func TestPanicReleasesSequencing(t *testing.T) {
 	h := NewHub(Config{Instance: "i", ReorderTimeout: 2 * time.Second}, st, slog.New(slog.DiscardHandler))
 	c := newConn("c")
 	h.Connect(c)
-	if rep, _ := h.Handle(context.Background(), c, EvJoin, obj("room", "r")); rep["ok"] != true {
+	if rep, _ := h.Handle(context.Background(), c, EvJoin, raw(obj("room", "r"))); rep["ok"] != true {
 		t.Fatalf("join: %v", rep)
 	}
 	st.panics.Store(true)
-	if rep, _ := h.Handle(context.Background(), c, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "x")); code(rep) != CodeInternal {
+	if rep, _ := h.Handle(context.Background(), c, EvOffer, raw(obj("room", "r", "seq", float64(1), "sdp", "x"))); code(rep) != CodeInternal {
 		t.Fatalf("want internal, got %v", rep)
 	}
 	st.panics.Store(false)
 	done := make(chan Reply, 1)
 	go func() {
-		rep, _ := h.Handle(context.Background(), c, EvOffer, obj("room", "r", "seq", float64(1), "sdp", "x"))
+		rep, _ := h.Handle(context.Background(), c, EvOffer, raw(obj("room", "r", "seq", float64(1), "sdp", "x")))
 		done <- rep
 	}()
 	select {
