@@ -132,10 +132,8 @@ func (w *inflight) drain(timeout time.Duration) bool {
 }
 
 // handleEvent runs one incoming event: args are what sioparser decoded (the name and a
-// *sioparser.Event), then the acknowledgement callback if the client asked for one. It waits
-// for the connection's earlier events to finish and ends the event's turn when done, also when
-// it does not run it. A panic here would kill the process (the library has no recover), so it
-// is caught and logged.
+// *sioparser.Event), then the acknowledgement callback if the client asked for one. The event
+// runs in its connection's turn (sioparser.Event.Run): after the events that arrived before it.
 func handleEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work *inflight, c *sioConn, args []any) {
 	var ack socket.Ack
 	if n := len(args); n > 0 {
@@ -151,10 +149,12 @@ func handleEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work
 	if !ok {
 		return
 	}
-	defer ev.Done()
-	if ev.Wait(ctx) != nil {
-		return // the connection closed (the hub forgot it) or the server is stopping
-	}
+	ev.Run(func() { runEvent(ctx, hub, log, work, c, event, ev, ack) })
+}
+
+// runEvent handles one event in its turn. A panic here would kill the process (the library has
+// no recover), so it is caught and logged.
+func runEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work *inflight, c *sioConn, event string, ev *sioparser.Event, ack socket.Ack) {
 	if !work.begin() {
 		return
 	}
@@ -171,8 +171,8 @@ func handleEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work
 		if len(ev.Args) > 0 {
 			payload = ev.Args[0]
 		}
-		// A sequenced event that must wait for messages the client sent after it gives up its
-		// turn while it waits, or the connection would stall until it timed out.
+		// A sequenced event that must wait for messages the client sent after it ends its turn
+		// while it waits, or the connection would stall until it timed out.
 		reply, after = hub.Handle(signaling.WithRelease(ctx, ev.Done), c, event, payload)
 	}
 	if ack != nil {

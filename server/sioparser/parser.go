@@ -6,7 +6,6 @@ package sioparser
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,25 +45,28 @@ func (p *Parser) NewDecoder() parser.Decoder {
 
 // Event is what the decoder puts after the event name in an EVENT packet's data
 // ([]any{name, *Event}); the library hands both to the socket's listeners, followed by the
-// acknowledgement callback when the client asked for one. The listener must call Wait before it
-// handles the event and Done after (also when it does not handle it): until then the event holds
-// its place in the connection's queue.
+// acknowledgement callback when the client asked for one. The listener hands its work to Run,
+// or calls Done if it has none: until then the event holds its place in the connection's queue,
+// and the events after it wait.
 type Event struct {
 	Args   []json.RawMessage // the arguments after the name, undecoded
 	Binary bool              // the packet was a binary event: its attachments were read and dropped
 	turn   *turn
 }
 
-// Wait blocks until every event decoded before this one on its connection is done, the
-// connection closed, or ctx ended. It returns nil only in the first case.
-func (e *Event) Wait(ctx context.Context) error {
+// Run runs fn once every event decoded before this one on its connection is done, then ends
+// this event's turn. It may return before fn ran: fn then runs on the goroutine that finishes
+// the previous event. Once the connection closed, fn runs at once.
+func (e *Event) Run(fn func()) {
 	if e.turn == nil {
-		return nil
+		fn()
+		return
 	}
-	return e.turn.wait(ctx)
+	e.turn.run(fn)
 }
 
-// Done ends the event's turn. Calling it more than once does nothing.
+// Done ends the event's turn, also from inside its fn: the next event of the connection may
+// then run, concurrently with what is left of this one. Calling it again does nothing.
 func (e *Event) Done() {
 	if e.turn != nil {
 		e.turn.end()

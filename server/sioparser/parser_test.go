@@ -1,11 +1,11 @@
 package sioparser
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,30 +169,26 @@ func decodeN(t *testing.T, d *Decoder, n int) []*Event {
 	return out
 }
 
-// Handlers started in any order run in arrival order.
+// Handlers handed over in any order run in arrival order, one at a time.
 func TestEventsRunInArrivalOrder(t *testing.T) {
 	d := (&Parser{MaxPending: 1000}).NewDecoder().(*Decoder)
 	defer d.Destroy()
 	evs := decodeN(t, d, 500)
 	var (
-		mu  sync.Mutex
-		ran []int
-		wg  sync.WaitGroup
+		ran     []int
+		running atomic.Int32
+		wg      sync.WaitGroup
 	)
-	for i := len(evs) - 1; i >= 0; i-- { // started last to first
-		wg.Add(1)
-		go func() {
+	wg.Add(len(evs))
+	for i := len(evs) - 1; i >= 0; i-- { // handed over last to first
+		go evs[i].Run(func() {
 			defer wg.Done()
-			ev := evs[i]
-			defer ev.Done()
-			if err := ev.Wait(context.Background()); err != nil {
-				t.Error(err)
-				return
+			if running.Add(1) != 1 {
+				t.Error("two handlers at once")
 			}
-			mu.Lock()
-			ran = append(ran, i)
-			mu.Unlock()
-		}()
+			ran = append(ran, i) // no lock: the queue runs one handler at a time (-race checks)
+			running.Add(-1)
+		})
 	}
 	wg.Wait()
 	for i, n := range ran {
@@ -200,8 +196,38 @@ func TestEventsRunInArrivalOrder(t *testing.T) {
 			t.Fatalf("position %d ran event %d", i, n)
 		}
 	}
-	if d.Pending() != 0 {
-		t.Fatalf("pending %d", d.Pending())
+	waitIdle(t, d)
+}
+
+// Done from inside a handler lets the next event run while the handler goes on.
+func TestDoneLetsTheNextEventRun(t *testing.T) {
+	d := (&Parser{}).NewDecoder().(*Decoder)
+	defer d.Destroy()
+	evs := decodeN(t, d, 3)
+	second := make(chan struct{})
+	third := make(chan struct{})
+	evs[1].Run(func() { close(second) }) // parked behind 0
+	evs[2].Run(func() { close(third) })
+	evs[0].Run(func() {
+		select {
+		case <-second:
+			t.Error("event 1 ran before 0 let it")
+		default:
+		}
+		evs[0].Done()
+		<-second // would deadlock if 1 waited for this handler to return
+		<-third
+	})
+	waitIdle(t, d)
+}
+
+// waitIdle waits until no turn is pending: the last one ends right after its handler returns.
+func waitIdle(t *testing.T, d *Decoder) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); d.Pending() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d", d.Pending())
+		}
 	}
 }
 
@@ -228,13 +254,19 @@ func TestFullQueueBlocksAdd(t *testing.T) {
 	if err := <-added; err != nil {
 		t.Fatal(err)
 	}
-	if err := evs[2].Wait(context.Background()); err != nil {
-		t.Fatal(err)
+	ran2 := make(chan struct{})
+	evs[2].Run(func() { close(ran2) }) // due now: runs on this goroutine, and ends its turn
+	select {
+	case <-ran2:
+	default:
+		t.Fatal("event 2 did not run when due")
 	}
-	if err := d.Add(`2["e",4]`); err != nil { // 2, 3 and 4 pending
-		t.Fatal(err)
+	for _, m := range []string{`2["e",4]`, `2["e",5]`} { // 3, 4 and 5 pending
+		if err := d.Add(m); err != nil {
+			t.Fatal(err)
+		}
 	}
-	go func() { added <- d.Add(`2["e",5]`) }()
+	go func() { added <- d.Add(`2["e",6]`) }()
 	select {
 	case err := <-added:
 		t.Fatalf("decoded past the bound: %v", err)
@@ -244,27 +276,8 @@ func TestFullQueueBlocksAdd(t *testing.T) {
 	if err := <-added; !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Destroy: %v", err)
 	}
-	// A waiting handler gives up once the connection is gone.
-	if err := (<-later).Wait(context.Background()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("wait after Destroy: %v", err)
-	}
-}
-
-func TestWaitHonoursContext(t *testing.T) {
-	d := (&Parser{}).NewDecoder().(*Decoder)
-	defer d.Destroy()
-	evs := decodeN(t, d, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := evs[1].Wait(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("wait: %v", err)
-	}
-	evs[0].Done()
-	evs[0].Done() // twice: no effect
-	if err := evs[1].Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if d.Pending() != 1 {
-		t.Fatalf("pending %d", d.Pending())
-	}
+	// Once the connection is gone, handlers run at once, whatever is before them.
+	ran := make(chan struct{})
+	(<-later).Run(func() { close(ran) })
+	<-ran
 }

@@ -1,7 +1,6 @@
 package sioparser
 
 import (
-	"context"
 	"errors"
 	"sync"
 )
@@ -11,28 +10,31 @@ import (
 var ErrClosed = errors.New("sioparser: connection closed")
 
 // queue is one connection's events between decoding and the end of their handling. Each event
-// holds a turn; a turn's handler may start when the previous turn is done, so events run one
-// after the other in arrival order. The decoder takes a turn before it hands an event on and
-// waits while limit turns are not done: the connection's reads stop (TCP then pushes back on the
-// client) instead of the server growing a goroutine per unhandled event.
+// holds a turn; a turn's handler runs when every earlier turn is done, so events run one after
+// the other in arrival order. A handler that is not yet due is parked on its turn, and the
+// goroutine that finishes the turn before it runs it next: a burst runs on one goroutine, with
+// no hand-offs, and the library's goroutine per packet ends at once. The decoder takes a turn
+// before it hands an event on and waits while limit turns are not done: the connection's reads
+// stop (TCP then pushes back on the client) instead of the server holding ever more events.
 type queue struct {
 	limit int
 
-	mu     sync.Mutex
-	head   *turn         // the oldest turn not done: the one that may run; nil when none
-	last   *turn         // the newest turn taken while head is not nil
-	count  int           // turns from head to last: taken and not passed
-	space  chan struct{} // closed when count drops; non-nil only while the decoder waits
-	closed bool
-	dead   chan struct{} // closed by close: every wait ends
+	mu      sync.Mutex
+	head    *turn         // the oldest turn not done: the one that may run; nil when none
+	last    *turn         // the newest turn taken while head is not nil
+	count   int           // turns from head to last: taken and not passed
+	running bool          // a goroutine runs head's handler and will go on with the next
+	space   chan struct{} // closed when count drops; non-nil only while the decoder waits
+	closed  bool
+	dead    chan struct{} // closed by close: the decoder's wait ends
 }
 
-// turn is one event's place in its connection's queue.
+// turn is one event's place in its connection's queue. Fields are guarded by q.mu.
 type turn struct {
-	q     *queue
-	ready chan struct{} // closed when every earlier turn is done
-	next  *turn         // guarded by q.mu
-	done  bool          // guarded by q.mu
+	q    *queue
+	next *turn
+	fn   func() // the parked handler, waiting for its turn
+	done bool
 }
 
 func newQueue(limit int) *queue {
@@ -62,9 +64,8 @@ func (q *queue) take() (*turn, error) {
 		q.mu.Unlock()
 		return nil, ErrClosed
 	}
-	t := &turn{q: q, ready: make(chan struct{})}
+	t := &turn{q: q}
 	if q.head == nil {
-		close(t.ready)
 		q.head = t
 	} else {
 		q.last.next = t
@@ -75,37 +76,93 @@ func (q *queue) take() (*turn, error) {
 	return t, nil
 }
 
-// wait blocks until every earlier turn is done, the queue is closed or ctx ends.
-func (t *turn) wait(ctx context.Context) error {
-	select {
-	case <-t.ready:
-		return nil
-	default:
+// run runs fn in t's turn: now, on this goroutine, if t is due and nobody runs the queue, else
+// later, on the goroutine that ends the turn before it. Once the queue is closed fn runs at once.
+func (t *turn) run(fn func()) {
+	q := t.q
+	q.mu.Lock()
+	switch {
+	case t.done:
+		q.mu.Unlock()
+		return
+	case q.closed:
+		q.mu.Unlock()
+		fn()
+		t.end()
+		return
+	case q.head != t || q.running:
+		t.fn = fn
+		q.mu.Unlock()
+		return
 	}
-	select {
-	case <-t.ready:
-		return nil
-	case <-t.q.dead:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	q.running = true
+	q.mu.Unlock()
+	q.chain(t, fn)
+}
+
+// chain runs fn for t, then the handlers parked on the turns after it, as long as they are
+// there, and stops when t's turn was ended while fn ran (end passed the queue on).
+func (q *queue) chain(t *turn, fn func()) {
+	for {
+		fn()
+		q.mu.Lock()
+		if t.done {
+			q.mu.Unlock()
+			return
+		}
+		n := q.passLocked(t)
+		if n == nil || n.fn == nil || q.closed {
+			q.running = false
+			var parked func()
+			if n != nil {
+				parked, n.fn = n.fn, nil
+			}
+			q.mu.Unlock()
+			if parked != nil { // closed meanwhile: no order left to keep
+				n.run(parked)
+			}
+			return
+		}
+		t, fn = n, n.fn
+		n.fn = nil
+		q.mu.Unlock()
 	}
 }
 
-// end lets the next turn start and makes room for the decoder. A turn may end before its
-// predecessors (its handler gave up waiting): it then stays in line, still counted, until they
-// are done, so the bound holds. Calling end again does nothing.
+// end ends t's turn: the next event may run, on a goroutine of its own if its handler is
+// parked, while t's handler may still be running (it waits for something a later event may
+// bring). A turn ended before its predecessors keeps its place, still counted, until they are
+// done, so the bound holds. Calling end again does nothing.
 func (t *turn) end() {
 	q := t.q
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if t.done {
+		q.mu.Unlock()
 		return
 	}
-	t.done = true
 	if q.head != t {
+		t.done = true
+		t.fn = nil
+		q.mu.Unlock()
 		return
 	}
+	n := q.passLocked(t)
+	if n == nil || n.fn == nil {
+		q.running = false
+		q.mu.Unlock()
+		return
+	}
+	fn := n.fn
+	n.fn = nil
+	q.running = true
+	q.mu.Unlock()
+	go q.chain(n, fn)
+}
+
+// passLocked marks head t done, moves head past it and the turns after it that ended early,
+// makes room for the decoder, and returns the new head. q.mu must be held.
+func (q *queue) passLocked(t *turn) *turn {
+	t.done = true
 	n := t.next
 	q.count--
 	for n != nil && n.done {
@@ -115,17 +172,16 @@ func (t *turn) end() {
 	q.head = n
 	if n == nil {
 		q.last = nil
-	} else {
-		close(n.ready)
 	}
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
+	return n
 }
 
-// close ends every wait: a closed connection's remaining events may run in any order (they
-// find the connection gone), and a decoder waiting for room gives up.
+// close makes the decoder's wait fail and lets later handlers run at once: a closed
+// connection's remaining events find it gone whatever their order.
 func (q *queue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
