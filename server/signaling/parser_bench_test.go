@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/zishang520/socket.io-go-parser/v2/parser"
 
@@ -87,6 +88,10 @@ func BenchmarkDecodeHandleCandidate(b *testing.B) {
 					r.do(b, 1, answerer, "ack", map[string]any{"room": "r1", "seq": float64(n)})
 				}
 				seq++
+			}
+			// Deliveries are asynchronous: give the last ones a moment.
+			for deadline := time.Now().Add(5 * time.Second); answerer.emitted.Load() < int64(seq-1) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
 			}
 			if got := answerer.emitted.Load(); got < int64(seq-1) {
 				b.Fatalf("answerer got %d of %d candidates", got, seq-1)
