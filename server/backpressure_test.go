@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -104,5 +105,19 @@ func TestFloodOfEventsIsPushedBack(t *testing.T) {
 	// write. Without it, every event read is a goroutine.
 	if limit := 2*queue + 20; peak > limit {
 		t.Fatalf("%d goroutines above the start during the flood, more than %d", peak, limit)
+	}
+}
+
+func TestEventQueueSetting(t *testing.T) {
+	if server.DefaultConfig().EventQueue != 64 {
+		t.Fatalf("default %d", server.DefaultConfig().EventQueue)
+	}
+	cfg, err := server.LoadConfig([]string{"-event-queue", "8"}, func(string) string { return "" }, io.Discard)
+	if err != nil || cfg.EventQueue != 8 {
+		t.Fatalf("flag: %d %v", cfg.EventQueue, err)
+	}
+	env := map[string]string{"SWITCHBOARD_EVENT_QUEUE": "0"}
+	if _, err := server.LoadConfig(nil, func(k string) string { return env[k] }, io.Discard); err == nil {
+		t.Fatal("an event queue of 0 was accepted")
 	}
 }
