@@ -1,6 +1,6 @@
 // Package signaling is Switchboard's protocol and room logic: it turns client events into store
 // operations and store deliveries into client events. It knows nothing of Socket.IO: a transport
-// hands it connections (Conn) and decoded payloads, so it is testable without sockets.
+// hands it connections (Conn) and payloads as undecoded JSON, so it is testable without sockets.
 package signaling
 
 import (
