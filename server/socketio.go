@@ -171,8 +171,10 @@ func runEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work *i
 		if len(ev.Args) > 0 {
 			payload = ev.Args[0]
 		}
-		// A sequenced event that must wait for messages the client sent after it ends its turn
-		// while it waits, or the connection would stall until it timed out.
+		// A sequenced event ends its turn once its place among its membership's messages is
+		// fixed (signaling.WithRelease): one waiting for a message the client sent after it
+		// would otherwise stall the connection, and consecutive messages batch their store
+		// writes. It stays counted in the connection's queue until it returns.
 		reply, after = hub.Handle(signaling.WithRelease(ctx, ev.Done), c, event, payload)
 	}
 	if ack != nil {

@@ -580,7 +580,10 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, a *msgArg
 	case turnGo:
 		// This goroutine holds the turn: it sends its message and every later one already
 		// waiting, in order, in one store call, then hands the results out. The turn and the
-		// waiters are released even if the store call panics.
+		// waiters are released even if the store call panics. The transport may start the
+		// connection's next event meanwhile: the membership keeps the order from here, and a
+		// message that arrives during the store call goes in the next batch.
+		release(ctx)
 		batch := m.collect(it)
 		next := env.Seq
 		for _, b := range batch {

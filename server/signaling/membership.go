@@ -61,10 +61,11 @@ type batchItem struct {
 // releaseKey carries the function WithRelease sets.
 type releaseKey struct{}
 
-// WithRelease returns ctx carrying release, which Handle calls when a sequenced event starts
-// waiting for messages of its membership that precede it. A transport that runs a
-// connection's events one at a time lets the next one start then: the message this one waits
-// for may be among them.
+// WithRelease returns ctx carrying release, which Handle calls once a sequenced event's place
+// among its membership's messages is fixed: when it starts waiting for messages that precede
+// it, or starts its store call. A transport that runs a connection's events one at a time lets
+// the next one start then: the message this one waits for may be among them, and messages that
+// arrive during a store call are sent together in the next one.
 func WithRelease(ctx context.Context, release func()) context.Context {
 	return context.WithValue(ctx, releaseKey{}, release)
 }

@@ -221,17 +221,7 @@ func TestDoneLetsTheNextEventRun(t *testing.T) {
 	waitIdle(t, d)
 }
 
-// waitIdle waits until no turn is pending: the last one ends right after its handler returns.
-func waitIdle(t *testing.T, d *Decoder) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Second); d.Pending() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pending %d", d.Pending())
-		}
-	}
-}
-
-// A full queue blocks Add until an event is done; Destroy ends the wait.
+// A full queue blocks Add until an event finishes; Destroy ends the wait.
 func TestFullQueueBlocksAdd(t *testing.T) {
 	d := (&Parser{MaxPending: 3}).NewDecoder().(*Decoder)
 	evs := decodeN(t, d, 3)
@@ -244,24 +234,21 @@ func TestFullQueueBlocksAdd(t *testing.T) {
 		t.Fatalf("a fourth event was decoded with three pending: %v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	evs[1].Done() // before 0: it keeps its place until 0 is done
-	select {
-	case err := <-added:
-		t.Fatalf("decoded past the bound: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	evs[0].Done() // 0 and 1 leave the line; 2 may run
+	evs[1].Done() // nothing to run: finished, though it keeps its place behind 0
 	if err := <-added; err != nil {
 		t.Fatal(err)
 	}
 	ran2 := make(chan struct{})
-	evs[2].Run(func() { close(ran2) }) // due now: runs on this goroutine, and ends its turn
+	evs[2].Run(func() { close(ran2) }) // parked: 0 is not done
 	select {
 	case <-ran2:
-	default:
-		t.Fatal("event 2 did not run when due")
+		t.Fatal("event 2 ran before event 0 was done")
+	case <-time.After(50 * time.Millisecond):
 	}
-	for _, m := range []string{`2["e",4]`, `2["e",5]`} { // 3, 4 and 5 pending
+	evs[0].Done() // 0 and 1 leave the line; 2 runs
+	<-ran2
+	waitPending(t, d, 1) // event 3
+	for _, m := range []string{`2["e",4]`, `2["e",5]`} {
 		if err := d.Add(m); err != nil {
 			t.Fatal(err)
 		}
@@ -280,4 +267,49 @@ func TestFullQueueBlocksAdd(t *testing.T) {
 	ran := make(chan struct{})
 	(<-later).Run(func() { close(ran) })
 	<-ran
+}
+
+// A handler that ends its turn early stays counted until it returns: the bound is on events
+// not finished.
+func TestEndedHandlerStillCounts(t *testing.T) {
+	d := (&Parser{MaxPending: 2}).NewDecoder().(*Decoder)
+	defer d.Destroy()
+	evs := decodeN(t, d, 2)
+	release, hold := make(chan struct{}), make(chan struct{})
+	go evs[0].Run(func() {
+		evs[0].Done()
+		close(release)
+		<-hold
+	})
+	<-release
+	ran1 := make(chan struct{})
+	evs[1].Run(func() { close(ran1) }) // due: 0 ended its turn
+	<-ran1
+	added := make(chan error, 1)
+	go func() { added <- d.Add(`2["e",2]`) }()
+	go func() { added <- d.Add(`2["e",3]`) }()
+	if err := <-added; err != nil { // 1 finished: room for one
+		t.Fatal(err)
+	}
+	select {
+	case err := <-added:
+		t.Fatalf("decoded past the bound while 0 still ran: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(hold)
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitIdle waits until no turn is pending: the last one ends right after its handler returns.
+func waitIdle(t *testing.T, d *Decoder) { t.Helper(); waitPending(t, d, 0) }
+
+func waitPending(t *testing.T, d *Decoder, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); d.Pending() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d", d.Pending())
+		}
+	}
 }

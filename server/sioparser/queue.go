@@ -10,19 +10,20 @@ import (
 var ErrClosed = errors.New("sioparser: connection closed")
 
 // queue is one connection's events between decoding and the end of their handling. Each event
-// holds a turn; a turn's handler runs when every earlier turn is done, so events run one after
-// the other in arrival order. A handler that is not yet due is parked on its turn, and the
+// holds a turn; a turn's handler starts when every earlier turn is done, so events start one
+// after the other in arrival order. A handler that is not yet due is parked on its turn, and the
 // goroutine that finishes the turn before it runs it next: a burst runs on one goroutine, with
-// no hand-offs, and the library's goroutine per packet ends at once. The decoder takes a turn
-// before it hands an event on and waits while limit turns are not done: the connection's reads
-// stop (TCP then pushes back on the client) instead of the server holding ever more events.
+// no hand-offs, and the library's goroutine per packet ends at once. A handler may end its turn
+// early (end) and go on while the next one starts. The decoder takes a turn before it hands an
+// event on and waits while limit events are taken and not finished: the connection's reads stop
+// (TCP then pushes back on the client) instead of the server holding ever more events.
 type queue struct {
 	limit int
 
 	mu      sync.Mutex
-	head    *turn         // the oldest turn not done: the one that may run; nil when none
+	head    *turn         // the oldest turn not done: the one that may start; nil when none
 	last    *turn         // the newest turn taken while head is not nil
-	count   int           // turns from head to last: taken and not passed
+	count   int           // turns taken whose handler has not finished
 	running bool          // a goroutine runs head's handler and will go on with the next
 	space   chan struct{} // closed when count drops; non-nil only while the decoder waits
 	closed  bool
@@ -31,10 +32,12 @@ type queue struct {
 
 // turn is one event's place in its connection's queue. Fields are guarded by q.mu.
 type turn struct {
-	q    *queue
-	next *turn
-	fn   func() // the parked handler, waiting for its turn
-	done bool
+	q        *queue
+	next     *turn
+	fn       func() // the parked handler, waiting for its turn
+	started  bool   // its handler began to run
+	done     bool   // the turn ended: the next may start
+	finished bool   // its handler returned, or it has none: no longer counted
 }
 
 func newQueue(limit int) *queue {
@@ -44,8 +47,8 @@ func newQueue(limit int) *queue {
 	return &queue{limit: limit, dead: make(chan struct{})}
 }
 
-// take returns the next turn, waiting while limit turns are not done. It fails once the queue
-// is closed.
+// take returns the next turn, waiting while limit turns are not finished. It fails once the
+// queue is closed.
 func (q *queue) take() (*turn, error) {
 	q.mu.Lock()
 	for q.count >= q.limit && !q.closed {
@@ -86,8 +89,12 @@ func (t *turn) run(fn func()) {
 		q.mu.Unlock()
 		return
 	case q.closed:
+		t.started = true
 		q.mu.Unlock()
 		fn()
+		q.mu.Lock()
+		q.finishLocked(t)
+		q.mu.Unlock()
 		t.end()
 		return
 	case q.head != t || q.running:
@@ -96,6 +103,7 @@ func (t *turn) run(fn func()) {
 		return
 	}
 	q.running = true
+	t.started = true
 	q.mu.Unlock()
 	q.chain(t, fn)
 }
@@ -106,6 +114,7 @@ func (q *queue) chain(t *turn, fn func()) {
 	for {
 		fn()
 		q.mu.Lock()
+		q.finishLocked(t)
 		if t.done {
 			q.mu.Unlock()
 			return
@@ -124,21 +133,24 @@ func (q *queue) chain(t *turn, fn func()) {
 			return
 		}
 		t, fn = n, n.fn
-		n.fn = nil
+		n.fn, n.started = nil, true
 		q.mu.Unlock()
 	}
 }
 
-// end ends t's turn: the next event may run, on a goroutine of its own if its handler is
-// parked, while t's handler may still be running (it waits for something a later event may
-// bring). A turn ended before its predecessors keeps its place, still counted, until they are
-// done, so the bound holds. Calling end again does nothing.
+// end ends t's turn: the next event may start, on a goroutine of its own if its handler is
+// parked, while t's handler, if it runs, goes on (it stays counted until it returns). A turn
+// ended before its predecessors keeps its place until they are done. Calling end again does
+// nothing.
 func (t *turn) end() {
 	q := t.q
 	q.mu.Lock()
 	if t.done {
 		q.mu.Unlock()
 		return
+	}
+	if !t.started {
+		q.finishLocked(t) // no handler will run for it
 	}
 	if q.head != t {
 		t.done = true
@@ -153,31 +165,38 @@ func (t *turn) end() {
 		return
 	}
 	fn := n.fn
-	n.fn = nil
+	n.fn, n.started = nil, true
 	q.running = true
 	q.mu.Unlock()
 	go q.chain(n, fn)
 }
 
 // passLocked marks head t done, moves head past it and the turns after it that ended early,
-// makes room for the decoder, and returns the new head. q.mu must be held.
+// and returns the new head. q.mu must be held.
 func (q *queue) passLocked(t *turn) *turn {
 	t.done = true
 	n := t.next
-	q.count--
 	for n != nil && n.done {
 		n = n.next
-		q.count--
 	}
 	q.head = n
 	if n == nil {
 		q.last = nil
 	}
+	return n
+}
+
+// finishLocked stops counting t and makes room for the decoder. q.mu must be held.
+func (q *queue) finishLocked(t *turn) {
+	if t.finished {
+		return
+	}
+	t.finished = true
+	q.count--
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
-	return n
 }
 
 // close makes the decoder's wait fail and lets later handlers run at once: a closed
@@ -191,7 +210,7 @@ func (q *queue) close() {
 	}
 }
 
-// pending returns the number of turns taken and not passed.
+// pending returns the number of turns taken and not finished.
 func (q *queue) pending() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
