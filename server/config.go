@@ -44,6 +44,7 @@ type Config struct {
 	MaxRoomsPerConn   int // memberships one connection may hold
 	EventRate         int // events per second one connection may send
 	EventBurst        int // how many events a connection may send at once beyond EventRate
+	EventQueue        int // events of one connection received and not yet handled; when reached the connection is not read
 	ConnRate          int // new connections per second from one client address
 	ConnBurst         int // how many new connections one address may open at once beyond ConnRate
 	MaxHeldOffers     int // offers held at once under RedisPrefix (all instances together)
@@ -90,6 +91,7 @@ func DefaultConfig() Config {
 		MaxRoomsPerConn:    4,
 		EventRate:          100,
 		EventBurst:         200,
+		EventQueue:         64,
 		ConnRate:           20,
 		ConnBurst:          100,
 		MaxHeldOffers:      store.DefaultMaxHeldOffers,
@@ -182,6 +184,7 @@ func (c *Config) settings() []setting {
 		intSetting("SWITCHBOARD_MAX_ROOMS_PER_CONN", "max-rooms-per-conn", "rooms one connection may be in", &c.MaxRoomsPerConn),
 		intSetting("SWITCHBOARD_EVENT_RATE", "event-rate", "events per second one connection may send", &c.EventRate),
 		intSetting("SWITCHBOARD_EVENT_BURST", "event-burst", "events one connection may send at once beyond the rate", &c.EventBurst),
+		intSetting("SWITCHBOARD_EVENT_QUEUE", "event-queue", "events of one connection received and not yet handled; when reached, that connection is not read until one is done", &c.EventQueue),
 		intSetting("SWITCHBOARD_CONN_RATE", "conn-rate", "new connections per second from one client address", &c.ConnRate),
 		intSetting("SWITCHBOARD_CONN_BURST", "conn-burst", "new connections one client address may open at once beyond the rate", &c.ConnBurst),
 		listSetting("SWITCHBOARD_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client", &c.TrustedProxies),

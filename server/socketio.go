@@ -17,6 +17,7 @@ import (
 	"github.com/zishang520/socket.io/v2/socket"
 
 	"github.com/switchboard-rtc/switchboard/server/signaling"
+	"github.com/switchboard-rtc/switchboard/server/sioparser"
 )
 
 // sioConn adapts a library socket to signaling.Conn.
@@ -45,6 +46,9 @@ func newSocketIO(ctx context.Context, cfg Config, hub *signaling.Hub, work *infl
 	// version, and it cannot work across instances; the protocol resumes memberships itself.
 
 	opts.SetConnectTimeout(cfg.ConnectTimeout)
+	// Arguments stay undecoded JSON for the hub; a connection's events run in arrival order,
+	// at most EventQueue of them decoded and not yet handled.
+	opts.SetParser(&sioparser.Parser{MaxPending: cfg.EventQueue})
 
 	io := socket.NewServer(nil, opts)
 	// Handlers are attached in a middleware, which runs before the library sends the CONNECT
@@ -54,14 +58,9 @@ func newSocketIO(ctx context.Context, cfg Config, hub *signaling.Hub, work *infl
 		c := &sioConn{s: s, id: cfg.InstanceID + ":" + string(s.Id())}
 		hub.Connect(c)
 		s.OnAny(func(args ...any) {
-			// The library already runs each incoming packet on a goroutine of its own (and so
-			// out of order; the protocol's seqs restore it), never on the connection's read
-			// loop: handling the event right here costs no second goroutine.
-			if !work.begin() {
-				return
-			}
-			defer work.end()
-			handleEvent(ctx, hub, log, c, args)
+			// The library runs each incoming packet on a goroutine of its own; the parser's
+			// queue makes them take turns in arrival order (see handleEvent).
+			handleEvent(ctx, hub, log, work, c, args)
 		})
 		disconnect := func(...any) {
 			if work.begin() {
@@ -132,24 +131,52 @@ func (w *inflight) drain(timeout time.Duration) bool {
 	}
 }
 
-// handleEvent runs one incoming event. A panic here would kill the process (the library has no
-// recover), so it is caught and logged.
-func handleEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, c *sioConn, args []any) {
-	defer recoverTo(log, c.id)
-	if len(args) == 0 {
-		return
-	}
+// handleEvent runs one incoming event: args are what sioparser decoded (the name and a
+// *sioparser.Event), then the acknowledgement callback if the client asked for one. The event
+// runs in its connection's turn (sioparser.Event.Run): after the events that arrived before it.
+func handleEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work *inflight, c *sioConn, args []any) {
 	var ack socket.Ack
-	if a, ok := args[len(args)-1].(socket.Ack); ok {
-		ack, args = a, args[:len(args)-1]
+	if n := len(args); n > 0 {
+		if a, ok := args[n-1].(socket.Ack); ok {
+			ack, args = a, args[:n-1]
+		}
+	}
+	if len(args) != 2 {
+		return // not from sioparser's decoder
 	}
 	event, _ := args[0].(string)
-	var payload any
-	var extra []any
-	if len(args) > 1 {
-		payload, extra = args[1], args[2:]
+	ev, ok := args[1].(*sioparser.Event)
+	if !ok {
+		return
 	}
-	reply, after := hub.Handle(ctx, c, event, payload, extra...)
+	ev.Run(func() { runEvent(ctx, hub, log, work, c, event, ev, ack) })
+}
+
+// runEvent handles one event in its turn. A panic here would kill the process (the library has
+// no recover), so it is caught and logged.
+func runEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work *inflight, c *sioConn, event string, ev *sioparser.Event, ack socket.Ack) {
+	if !work.begin() {
+		return
+	}
+	defer work.end()
+	defer recoverTo(log, c.id)
+	var (
+		reply signaling.Reply
+		after func()
+	)
+	if ev.Binary {
+		reply = hub.Reject(signaling.ErrBinary)
+	} else {
+		var payload json.RawMessage
+		if len(ev.Args) > 0 {
+			payload = ev.Args[0]
+		}
+		// A sequenced event ends its turn once its place among its membership's messages is
+		// fixed (signaling.WithRelease): one waiting for a message the client sent after it
+		// would otherwise stall the connection, and consecutive messages batch their store
+		// writes. It stays counted in the connection's queue until it returns.
+		reply, after = hub.Handle(signaling.WithRelease(ctx, ev.Done), c, event, payload)
+	}
 	if ack != nil {
 		ack([]any{reply}, nil)
 	}

@@ -74,7 +74,11 @@ func BenchmarkHandoffSlowReceiver(b *testing.B) {
 				go func() { defer wg.Done(); _ = h.Run(ctx) }()
 			}
 			do := func(hub int, c signaling.Conn, ev string, payload map[string]any) {
-				reply, after := hubs[hub].Handle(context.Background(), c, ev, payload)
+				raw, err := json.Marshal(payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				reply, after := hubs[hub].Handle(context.Background(), c, ev, raw)
 				if after != nil {
 					after()
 				}

@@ -1,6 +1,6 @@
 // Package signaling is Switchboard's protocol and room logic: it turns client events into store
 // operations and store deliveries into client events. It knows nothing of Socket.IO: a transport
-// hands it connections (Conn) and decoded payloads, so it is testable without sockets.
+// hands it connections (Conn) and payloads as undecoded JSON, so it is testable without sockets.
 package signaling
 
 import (
@@ -256,11 +256,11 @@ func (h *Hub) iceServers(peer string) []ICEServer {
 	return []ICEServer{}
 }
 
-// Handle runs one client event and returns its reply. When after is not nil the transport
-// calls it once the reply is on its way (join and resume send queued messages then).
-// extra are the event's arguments after the payload: the protocol reads none, but refuses
-// binary among them as in the payload. It never panics: a bug becomes an "internal" reply.
-func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any, extra ...any) (reply Reply, after func()) {
+// Handle runs one client event and returns its reply. payload is the event's argument as
+// undecoded JSON (nil when the client sent none); the hub decodes it once into the event's type.
+// When after is not nil the transport calls it once the reply is on its way (join and resume
+// send queued messages then). It never panics: a bug becomes an "internal" reply.
+func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload json.RawMessage) (reply Reply, after func()) {
 	defer func() {
 		if e, ok := reply["error"].(*Error); ok {
 			h.cfg.Metrics.Rejected(e.Code)
@@ -286,25 +286,37 @@ func (h *Hub) Handle(ctx context.Context, c Conn, event string, payload any, ext
 	default:
 		return errReply(errorf(CodeUnknownEvent, "unknown event %q", truncate(event, 64))), nil
 	}
-	if !plainJSON(payload) || !plainJSON(extra) {
-		return errReply(errorf(CodeBadRequest, "binary attachments are not accepted")), nil
-	}
-	f, e := asObject(payload)
-	if e != nil {
-		return errReply(e), nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout+h.cfg.ReorderTimeout)
 	defer cancel()
 	switch event {
 	case EvJoin:
-		return h.join(ctx, cl, f)
+		var a joinArgs
+		if e := decodeArgs(payload, &a, ""); e != nil {
+			return errReply(e), nil
+		}
+		return h.join(ctx, cl, &a)
 	case EvResume:
-		return h.resume(ctx, cl, f)
-	case EvAck:
-		return h.ack(cl, f), nil
-	default:
-		return h.sequenced(ctx, cl, event, f), nil
+		var a resumeArgs
+		if e := decodeArgs(payload, &a, ""); e != nil {
+			return errReply(e), nil
+		}
+		return h.resume(ctx, cl, &a)
 	}
+	a, bodyErr, e := decodeMsg(payload)
+	if e != nil {
+		return errReply(e), nil
+	}
+	if event == EvAck {
+		return h.ack(cl, &a), nil // it reads room and seq alone
+	}
+	return h.sequenced(ctx, cl, event, &a, bodyErr), nil
+}
+
+// Reject returns the reply refusing an event the transport will not hand over (binary data,
+// ErrBinary), counted like every other refusal.
+func (h *Hub) Reject(e *Error) Reply {
+	h.cfg.Metrics.Rejected(e.Code)
+	return errReply(e)
 }
 
 func truncate(s string, n int) string {
@@ -314,20 +326,17 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func (h *Hub) join(ctx context.Context, cl *client, f fields) (Reply, func()) {
+func (h *Hub) join(ctx context.Context, cl *client, a *joinArgs) (Reply, func()) {
 	start := time.Now()
-	room, e := f.optStr("room", roomRe)
+	room, e := optional("room", a.Room, roomRe)
 	if e != nil {
 		return errReply(e), nil
 	}
-	nonce, e := f.optStr("nonce", nonceRe)
+	nonce, e := optional("nonce", a.Nonce, nonceRe)
 	if e != nil {
 		return errReply(e), nil
 	}
-	token, e := f.optStr("token", nil)
-	if e != nil {
-		return errReply(e), nil
-	}
+	token, _ := optional("token", a.Token, nil)
 	var grant Grant
 	switch {
 	case h.cfg.Authorize != nil:
@@ -410,16 +419,16 @@ func (h *Hub) emitAll(m *membership, msgs []store.Message) {
 	}
 }
 
-func (h *Hub) resume(ctx context.Context, cl *client, f fields) (Reply, func()) {
-	room, e := f.str("room", roomRe)
+func (h *Hub) resume(ctx context.Context, cl *client, a *resumeArgs) (Reply, func()) {
+	room, e := required("room", a.Room, roomRe)
 	if e != nil {
 		return errReply(e), nil
 	}
-	peer, e := f.str("peer", idRe)
+	peer, e := required("peer", a.Peer, idRe)
 	if e != nil {
 		return errReply(e), nil
 	}
-	token, e := f.str("token", idRe)
+	token, e := required("token", a.Token, idRe)
 	if e != nil {
 		return errReply(e), nil
 	}
@@ -535,12 +544,12 @@ func (h *Hub) membership(cl *client, room string) *membership {
 	return cl.rooms[room]
 }
 
-func (h *Hub) ack(cl *client, f fields) Reply {
-	room, e := f.str("room", roomRe)
+func (h *Hub) ack(cl *client, a *msgArgs) Reply {
+	room, e := required("room", a.Room, roomRe)
 	if e != nil {
 		return errReply(e)
 	}
-	seq, e := f.seq("seq")
+	seq, e := seqOf("seq", a.Seq)
 	if e != nil {
 		return errReply(e)
 	}
@@ -554,8 +563,10 @@ func (h *Hub) ack(cl *client, f fields) Reply {
 }
 
 // sequenced applies offer, answer, candidate, hangup and leave: once each, in client seq order.
-func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields) Reply {
-	env, e := decodeEnvelope(f)
+// bodyErr, when not nil, rejects the message once its seq is in turn (a field of its body had
+// the wrong type).
+func (h *Hub) sequenced(ctx context.Context, cl *client, event string, a *msgArgs, bodyErr *Error) Reply {
+	env, e := decodeEnvelope(a)
 	if e != nil {
 		return errReply(e)
 	}
@@ -564,7 +575,10 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields)
 		return errReply(errorf(CodeNotJoined, "not in room %s", env.Room))
 	}
 	p := store.SendParams{Room: env.Room, Peer: m.peer, Conn: cl.conn.ID(), Seq: env.Seq, Now: h.now()}
-	verr := h.decodeMessage(event, f, m.peer, &p)
+	verr := bodyErr
+	if verr == nil {
+		verr = h.decodeMessage(event, a, m.peer, &p)
+	}
 	if verr != nil {
 		p.Kind, p.Body, p.To = store.KindSkip, nil, ""
 	}
@@ -579,7 +593,10 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields)
 	case turnGo:
 		// This goroutine holds the turn: it sends its message and every later one already
 		// waiting, in order, in one store call, then hands the results out. The turn and the
-		// waiters are released even if the store call panics.
+		// waiters are released even if the store call panics. The transport may start the
+		// connection's next event meanwhile: the membership keeps the order from here, and a
+		// message that arrives during the store call goes in the next batch.
+		release(ctx)
 		batch := m.collect(it)
 		next := env.Seq
 		for _, b := range batch {
@@ -645,7 +662,7 @@ func (h *Hub) sequenced(ctx context.Context, cl *client, event string, f fields)
 }
 
 // decodeMessage validates a sequenced event into p. A non-nil error rejects the message.
-func (h *Hub) decodeMessage(event string, f fields, from string, p *store.SendParams) *Error {
+func (h *Hub) decodeMessage(event string, a *msgArgs, from string, p *store.SendParams) *Error {
 	var e *Error
 	switch event {
 	case EvOffer, EvAnswer:
@@ -653,10 +670,10 @@ func (h *Hub) decodeMessage(event string, f fields, from string, p *store.SendPa
 		if event == EvAnswer {
 			p.Kind = store.KindAnswer
 		}
-		p.Body, e = decodeSDP(f, from, h.cfg.Limits)
+		p.Body, e = decodeSDP(a.SDP, from, h.cfg.Limits)
 	case EvCandidate:
 		p.Kind = store.KindCandidate
-		p.Body, e = decodeCandidate(f, from, h.cfg.Limits)
+		p.Body, e = decodeCandidate(a.Candidate, from, h.cfg.Limits)
 	case EvHangup:
 		p.Kind = store.KindHangup
 	case EvLeave:
@@ -666,7 +683,7 @@ func (h *Hub) decodeMessage(event string, f fields, from string, p *store.SendPa
 		return e
 	}
 	if p.Kind == store.KindOffer || p.Kind == store.KindAnswer || p.Kind == store.KindCandidate {
-		p.To, e = f.optStr("to", idRe)
+		p.To, e = optional("to", a.To, idRe)
 	}
 	return e
 }

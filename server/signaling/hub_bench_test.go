@@ -70,7 +70,11 @@ func startBenchRig(b *testing.B, st store.Store, cfg signaling.Config) *benchRig
 }
 
 func (r *benchRig) do(b *testing.B, hub int, c signaling.Conn, ev string, payload map[string]any) signaling.Reply {
-	reply, after := r.hubs[hub].Handle(context.Background(), c, ev, payload)
+	body, err := json.Marshal(payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reply, after := r.hubs[hub].Handle(context.Background(), c, ev, body)
 	if after != nil {
 		after()
 	}

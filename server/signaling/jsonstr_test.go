@@ -46,7 +46,7 @@ func TestEncodedBodiesMatchEncodingJSON(t *testing.T) {
 			t.Errorf("candidate %+v: got %s, want %s", c, got, want)
 		}
 	}
-	body, e := decodeSDP(fields{"sdp": "v=0\r\n\"<>"}, "p1", Limits{MaxSDPBytes: 100})
+	body, e := decodeSDP("v=0\r\n\"<>", "p1", Limits{MaxSDPBytes: 100})
 	if e != nil {
 		t.Fatal(e)
 	}

@@ -58,6 +58,24 @@ type batchItem struct {
 	done  chan struct{} // closed when res and err are set by the turn holder
 }
 
+// releaseKey carries the function WithRelease sets.
+type releaseKey struct{}
+
+// WithRelease returns ctx carrying release, which Handle calls once a sequenced event's place
+// among its membership's messages is fixed: when it starts waiting for messages that precede
+// it, or starts its store call. A transport that runs a connection's events one at a time lets
+// the next one start then: the message this one waits for may be among them, and messages that
+// arrive during a store call are sent together in the next one.
+func WithRelease(ctx context.Context, release func()) context.Context {
+	return context.WithValue(ctx, releaseKey{}, release)
+}
+
+func release(ctx context.Context) {
+	if f, ok := ctx.Value(releaseKey{}).(func()); ok {
+		f()
+	}
+}
+
 // maxBatch bounds the messages sent in one store call.
 const maxBatch = 32
 
@@ -120,6 +138,7 @@ func (m *membership) turnBatch(ctx context.Context, it *batchItem, timeout time.
 		m.seqMu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(timeout)
+			release(ctx)
 		}
 		select {
 		case <-ch:

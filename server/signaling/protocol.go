@@ -1,9 +1,9 @@
 package signaling
 
 // The wire protocol: event names, payload decoding and validation, replies and error codes.
-// docs/protocol.md is the contract; this file is its Go form. Payloads arrive as decoded JSON
-// values (map[string]any, []any, float64, string, bool, nil) and are never trusted: every
-// accessor checks types, so no client input can panic the server.
+// docs/protocol.md is the contract; this file and decode.go are its Go form. Payloads arrive as
+// undecoded JSON and are never trusted: decode.go decodes each into its event's type once and
+// validates every field, so no client input can panic the server.
 
 import (
 	"encoding/json"
@@ -56,6 +56,7 @@ const (
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	field   string // the payload field of the wrong type, if that is the error
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -79,119 +80,6 @@ var (
 
 // maxSeq keeps sequence numbers exact in JSON numbers (float64).
 const maxSeq = 1<<53 - 1
-
-// fields wraps a decoded payload object.
-type fields map[string]any
-
-func asObject(payload any) (fields, *Error) {
-	m, ok := payload.(map[string]any)
-	if !ok {
-		return nil, errorf(CodeBadRequest, "payload must be an object, got %s", typeName(payload))
-	}
-	return fields(m), nil
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	case string:
-		return "string"
-	case float64, int, int64:
-		return "number"
-	case bool:
-		return "boolean"
-	default:
-		return "binary or unsupported value"
-	}
-}
-
-// plainJSON reports whether v holds decoded JSON values only, at any depth. Anything else is a
-// binary attachment (or a value no JSON decoder makes): the protocol refuses those wherever they
-// sit, including in fields it does not read, so that nothing it would not relay is stored.
-func plainJSON(v any) bool {
-	switch x := v.(type) {
-	case nil, string, float64, int, int64, bool:
-		return true
-	case map[string]any:
-		for _, e := range x {
-			if !plainJSON(e) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		for _, e := range x {
-			if !plainJSON(e) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// str returns a required string field matching re.
-func (f fields) str(key string, re *regexp.Regexp) (string, *Error) {
-	v, ok := f[key]
-	if !ok || v == nil {
-		return "", errorf(CodeBadRequest, "%s is required", key)
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", errorf(CodeBadRequest, "%s must be a string, got %s", key, typeName(v))
-	}
-	if re != nil && !re.MatchString(s) {
-		return "", errorf(CodeBadRequest, "%s is not valid (%s)", key, re.String())
-	}
-	return s, nil
-}
-
-// optStr returns an optional string field ("" when absent or null).
-func (f fields) optStr(key string, re *regexp.Regexp) (string, *Error) {
-	if v, ok := f[key]; !ok || v == nil {
-		return "", nil
-	}
-	return f.str(key, re)
-}
-
-// seq returns a required positive integer field.
-func (f fields) seq(key string) (int64, *Error) {
-	v, ok := f[key]
-	if !ok || v == nil {
-		return 0, errorf(CodeBadRequest, "%s is required", key)
-	}
-	n, ok := v.(float64)
-	if !ok {
-		return 0, errorf(CodeBadRequest, "%s must be a number, got %s", key, typeName(v))
-	}
-	if n < 1 || n > maxSeq || n != float64(int64(n)) {
-		return 0, errorf(CodeBadRequest, "%s must be an integer from 1 to %d", key, int64(maxSeq))
-	}
-	return int64(n), nil
-}
-
-// envelope is what every sequenced event carries.
-type envelope struct {
-	Room string
-	Seq  int64
-}
-
-func decodeEnvelope(f fields) (envelope, *Error) {
-	room, err := f.str("room", roomRe)
-	if err != nil {
-		return envelope{}, err
-	}
-	seq, err := f.seq("seq")
-	if err != nil {
-		return envelope{}, err
-	}
-	return envelope{Room: room, Seq: seq}, nil
-}
 
 // Limits bound what a client may send. Join and resume replies announce them, so that a client
 // refuses an oversized message itself instead of sending it.
@@ -220,66 +108,6 @@ type candidateInit struct {
 type candidateBody struct {
 	From      string         `json:"from"`
 	Candidate *candidateInit `json:"candidate"`
-}
-
-// decodeSDP validates an offer or answer and returns the recipient's body.
-func decodeSDP(f fields, from string, lim Limits) ([]byte, *Error) {
-	sdp, err := f.str("sdp", nil)
-	if err != nil {
-		return nil, err
-	}
-	if sdp == "" {
-		return nil, errorf(CodeBadRequest, "sdp must not be empty")
-	}
-	if len(sdp) > lim.MaxSDPBytes {
-		return nil, errorf(CodeTooLarge, "sdp is %d bytes, the limit is %d", len(sdp), lim.MaxSDPBytes)
-	}
-	b := make([]byte, 0, len(sdp)+len(from)+64)
-	b = append(b, `{"from":`...)
-	b = appendJSONString(b, from)
-	b = append(b, `,"sdp":`...)
-	b = appendJSONString(b, sdp)
-	return append(b, '}'), nil
-}
-
-// decodeCandidate validates an RTCIceCandidateInit (or null) and returns the recipient's body.
-func decodeCandidate(f fields, from string, lim Limits) ([]byte, *Error) {
-	v, present := f["candidate"]
-	if !present {
-		return nil, errorf(CodeBadRequest, "candidate is required (null for end-of-candidates)")
-	}
-	if v == nil {
-		return encodeCandidate(from, nil), nil
-	}
-	c, ok := v.(map[string]any)
-	if !ok {
-		return nil, errorf(CodeBadRequest, "candidate must be an object or null, got %s", typeName(v))
-	}
-	cf := fields(c)
-	s, ok := cf["candidate"].(string)
-	if !ok {
-		return nil, errorf(CodeBadRequest, "candidate.candidate must be a string")
-	}
-	if len(s) > lim.MaxCandidateBytes {
-		return nil, errorf(CodeTooLarge, "candidate is %d bytes, the limit is %d", len(s), lim.MaxCandidateBytes)
-	}
-	init := &candidateInit{Candidate: s}
-	var err *Error
-	if init.SDPMid, err = cf.nullableStr("sdpMid", 64); err != nil {
-		return nil, err
-	}
-	if init.UsernameFragment, err = cf.nullableStr("usernameFragment", 256); err != nil {
-		return nil, err
-	}
-	if v, ok := cf["sdpMLineIndex"]; ok && v != nil {
-		n, isNum := v.(float64)
-		if !isNum || n < 0 || n > 65535 || n != float64(int(n)) {
-			return nil, errorf(CodeBadRequest, "candidate.sdpMLineIndex must be an integer from 0 to 65535 or null")
-		}
-		i := int(n)
-		init.SDPMLineIndex = &i
-	}
-	return encodeCandidate(from, init), nil
 }
 
 // encodeCandidate is json.Marshal(candidateBody{from, c}) written out: candidates are most of
@@ -314,21 +142,6 @@ func appendNullableString(b []byte, s *string) []byte {
 		return append(b, "null"...)
 	}
 	return appendJSONString(b, *s)
-}
-
-func (f fields) nullableStr(key string, max int) (*string, *Error) {
-	v, ok := f[key]
-	if !ok || v == nil {
-		return nil, nil
-	}
-	s, isStr := v.(string)
-	if !isStr {
-		return nil, errorf(CodeBadRequest, "candidate.%s must be a string or null", key)
-	}
-	if len(s) > max {
-		return nil, errorf(CodeTooLarge, "candidate.%s is longer than %d bytes", key, max)
-	}
-	return &s, nil
 }
 
 // appendJSONString appends s as a JSON string. Like encoding/json it escapes control

@@ -1,0 +1,58 @@
+package signaling
+
+import (
+	"strings"
+	"testing"
+)
+
+// Payloads decode straight into the event's type; a wrong type names its field.
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	lim := Limits{MaxSDPBytes: 100, MaxCandidateBytes: 100}
+	for _, c := range []struct {
+		payload, want string // want: "" accepted, else a substring of the error
+	}{
+		{`{"room":"r","seq":1,"candidate":null}`, ""},
+		{`{"room":"r","seq":1,"candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":2}}`, ""},
+		{`{"room":"r","seq":1}`, "candidate is required"},
+		{`{"room":"r","seq":1,"candidate":"c"}`, "candidate must be an object or null, got string"},
+		{`{"room":"r","seq":1,"candidate":{"candidate":"c","sdpMid":7}}`, "candidate.sdpMid must be a string, got number"},
+		{`{"room":"r","seq":1,"candidate":{"sdpMid":"0"}}`, "candidate.candidate must be a string"},
+		{`{"room":"r","seq":1,"candidate":{"candidate":"c","sdpMLineIndex":1.5}}`, "sdpMLineIndex must be an integer"},
+		{`{"room":5,"seq":1,"candidate":null}`, "room must be a string, got number"},
+		{`{"room":"r","seq":"1","candidate":null}`, "seq must be a number, got string"},
+		{`{"room":"r","candidate":null}`, "seq is required"},
+		{`{"room":"r","seq":0,"candidate":null}`, "seq must be an integer"},
+		{`{"room":"a b","seq":1,"candidate":null}`, "room is not valid"},
+		{`["r"]`, "payload must be an object, got array"},
+		{``, "payload must be an object, got null"},
+		{`{"room":`, "payload is not valid JSON"},
+	} {
+		var a msgArgs
+		e := decodeArgs([]byte(c.payload), &a, "")
+		if e == nil {
+			_, e = decodeEnvelope(&a)
+		}
+		if e == nil {
+			_, e = decodeCandidate(a.Candidate, "p", lim)
+		}
+		switch {
+		case c.want == "" && e != nil:
+			t.Errorf("%s: %v", c.payload, e)
+		case c.want != "" && (e == nil || e.Code != CodeBadRequest || !strings.Contains(e.Message, c.want)):
+			t.Errorf("%s: got %v, want bad_request %q", c.payload, e, c.want)
+		}
+	}
+}
+
+// An optional field may be absent or null, but not empty.
+func TestOptionalFieldsTellAbsentFromEmpty(t *testing.T) {
+	for payload, ok := range map[string]bool{`{}`: true, `{"room":null}`: true, `{"room":""}`: false, `{"room":"r"}`: true} {
+		var a joinArgs
+		if e := decodeArgs([]byte(payload), &a, ""); e != nil {
+			t.Fatal(e)
+		}
+		if _, e := optional("room", a.Room, roomRe); (e == nil) != ok {
+			t.Errorf("%s: %v", payload, e)
+		}
+	}
+}
