@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,9 @@ func startInstances(t *testing.T, st store.Store, n int, tweak func(*server.Conf
 		cfg.LogLevel = slog.LevelWarn
 		// Every test connection comes from 127.0.0.1; connlimit_test.go tests the limit.
 		cfg.ConnRate, cfg.ConnBurst = 100000, 100000
+		if e := os.Getenv("SWITCHBOARD_ENGINE"); e != "" {
+			cfg.Engine = e // the whole package runs on either engine
+		}
 		if tweak != nil {
 			tweak(&cfg)
 		}

@@ -81,7 +81,7 @@ func (s *Socket) beat(now time.Time) {
 	var probe *wsConn
 	if s.upgrading != nil && !now.Before(s.upgradeDeadline) {
 		probe = s.upgrading
-		s.upgrading, s.noop = nil, false
+		s.upgrading, s.noop, s.noopSent = nil, false, false
 	}
 	ping := s.state == stateOpen && s.pongDeadline.IsZero() && !now.Before(s.nextPing)
 	if ping {

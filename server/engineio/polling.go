@@ -69,8 +69,13 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if s.upgrading != nil && s.noopSent {
+		s.mu.Unlock()
+		writeError(w, codeBadRequest)
+		return
+	}
 	if s.noop {
-		s.noop = false
+		s.noop, s.noopSent = false, true
 		s.mu.Unlock()
 		writePayload(w, []byte{typeNoop})
 		return

@@ -54,6 +54,9 @@ type Socket struct {
 	upgrading *wsConn // a websocket probing for the upgrade
 	upgraded  bool
 	noop      bool // the next poll gets a noop (an upgrade is under way)
+	// The noop of an upgrade has been sent: the client has stopped polling, so a poll now is
+	// refused (400) without ending the session, which is moving to the websocket.
+	noopSent  bool
 	closeLast bool // the close packet has left in a poll: end the session once it is written
 
 	// Heartbeat, checked by the server's heartbeat loop.

@@ -171,7 +171,7 @@ func (s *Socket) wsEnded(ws *wsConn, protocolError bool) {
 	s.mu.Lock()
 	if s.upgrading == ws {
 		s.upgrading = nil
-		s.noop = false
+		s.noop, s.noopSent = false, false
 		s.mu.Unlock()
 		return
 	}
@@ -201,6 +201,7 @@ func (s *Socket) onProbePacket(ws *wsConn, p packet) bool {
 			s.poll = nil
 			w.body = []byte{typeNoop}
 			close(w.ch)
+			s.noopSent = true
 		} else {
 			s.noop = true
 		}
@@ -212,7 +213,7 @@ func (s *Socket) onProbePacket(ws *wsConn, p packet) bool {
 			s.mu.Unlock()
 			return false
 		}
-		s.upgrading, s.noop = nil, false
+		s.upgrading, s.noop, s.noopSent = nil, false, false
 		s.transport, s.ws, s.upgraded = "websocket", ws, true
 		if w := s.poll; w != nil {
 			s.poll = nil
