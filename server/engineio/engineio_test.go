@@ -341,7 +341,6 @@ func TestWebsocketWritesInOrder(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

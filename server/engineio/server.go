@@ -31,7 +31,7 @@ type Options struct {
 	// upgrade packet; 10s.
 	UpgradeTimeout time.Duration
 	// WriteTimeout bounds one websocket write; a client that does not read for this long is
-	// disconnected; 10s.
+	// disconnected; PingTimeout.
 	WriteTimeout time.Duration
 	CORS         CORS
 	// KeepHeaders names request headers of the handshake that sessions keep for the layer
@@ -60,7 +60,7 @@ func (o *Options) fill() {
 		o.UpgradeTimeout = 10 * time.Second
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = o.PingTimeout
 	}
 }
 
@@ -94,6 +94,7 @@ type Server struct {
 	closed   bool
 
 	readers sync.WaitGroup // websocket read loops
+	writers sync.WaitGroup // websocket writes started by startFlushLocked
 	stop    chan struct{}  // closed by Close: ends the heartbeat loop
 	beat    sync.WaitGroup
 }
@@ -198,23 +199,23 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, websocket boo
 		`,"pingInterval":` + strconv.FormatInt(s.opts.PingInterval.Milliseconds(), 10) +
 		`,"pingTimeout":` + strconv.FormatInt(s.opts.PingTimeout.Milliseconds(), 10) +
 		`,"maxPayload":` + strconv.Itoa(s.opts.MaxPayload) + `}`)
-	sock.out = append(sock.out, packet{typ: typeOpen, data: open})
+	openPkt := packet{typ: typeOpen, data: open}
 	if websocket {
 		s.readers.Add(1)
 		defer s.readers.Done()
-		sock.flushWebsocket()
+		if err := ws.writePackets([]packet{openPkt}); err != nil {
+			sock.finish("transport error", typeClose)
+			return
+		}
 		s.Emit("connection", sock)
 		sock.readLoop(ws) // this handler's goroutine reads until the connection ends
 		return
 	}
-	// The open packet is this response; "connection" follows so that anything the layer above
-	// writes at once goes to the next poll.
-	sock.mu.Lock()
-	body := appendPayload(nil, sock.out)
-	sock.out = nil
-	sock.mu.Unlock()
-	writePayload(w, body)
+	// The layer above takes the session before the client can know its id, so nothing the
+	// client sends is emitted before anyone listens; what it writes at once goes to the next
+	// poll, the open packet alone being this response.
 	s.Emit("connection", sock)
+	writePayload(w, appendPayload(nil, []packet{openPkt}))
 }
 
 func (s *Server) session(id string) *Socket {
@@ -308,6 +309,7 @@ func (s *Server) Close() engine.BaseServer {
 	close(s.stop)
 	s.beat.Wait()
 	s.readers.Wait()
+	s.writers.Wait()
 	return s
 }
 

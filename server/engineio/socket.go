@@ -235,8 +235,8 @@ func (s *Socket) sendPacket(p packet) {
 	}
 	s.out = append(s.out, p)
 	if s.transport == "websocket" {
+		s.startFlushLocked()
 		s.mu.Unlock()
-		s.flushWebsocket()
 		return
 	}
 	s.answerPollLocked()
@@ -265,9 +265,24 @@ func (s *Socket) takePayloadLocked() (body []byte, last bool) {
 	return body, last
 }
 
-// flushWebsocket writes the queue to the websocket. One goroutine writes at a time, each
-// write taking everything queued so far (one write system call); writers arriving meanwhile
-// queue and return, and the writing goroutine takes their packets next.
+// startFlushLocked starts a goroutine writing the queue to the websocket, unless one is
+// writing already. Writers never wait for the network: a slow client holds up nobody but
+// itself, and WriteTimeout ends it. Called with s.mu held.
+func (s *Socket) startFlushLocked() {
+	if s.flushing || s.ws == nil {
+		return
+	}
+	s.flushing = true
+	s.srv.writers.Add(1)
+	go func() {
+		defer s.srv.writers.Done()
+		s.mu.Lock()
+		s.flushLocked()
+	}()
+}
+
+// flushWebsocket writes the queue to the websocket on the calling goroutine, unless another
+// goroutine is writing (which then takes it).
 func (s *Socket) flushWebsocket() {
 	s.mu.Lock()
 	if s.flushing || s.ws == nil {
@@ -275,6 +290,13 @@ func (s *Socket) flushWebsocket() {
 		return
 	}
 	s.flushing = true
+	s.flushLocked()
+}
+
+// flushLocked writes until the queue is empty, each write taking everything queued so far
+// (one write system call); packets queued meanwhile go in the next. Called with s.mu held and
+// s.flushing set by the caller; returns with s.mu released.
+func (s *Socket) flushLocked() {
 	for len(s.out) > 0 && s.ws != nil {
 		batch, ws := s.out, s.ws
 		s.out = nil
