@@ -145,8 +145,16 @@ func TestHealthAndReadiness(t *testing.T) {
 
 // The Socket.IO seam: replies and server events cross the real library intact, and bad input
 // gets an error acknowledgement.
+// The seam on either Engine.IO server (the rest of the package runs on the one
+// SWITCHBOARD_ENGINE names, the library's by default).
 func TestSocketIOSeam(t *testing.T) {
-	inst := startInstances(t, store.NewMemory(store.Options{}), 2, nil)
+	for _, engine := range []string{server.EngineLibrary, server.EngineSwitchboard} {
+		t.Run(engine, func(t *testing.T) { testSocketIOSeam(t, engine) })
+	}
+}
+
+func testSocketIOSeam(t *testing.T, engine string) {
+	inst := startInstances(t, store.NewMemory(store.Options{}), 2, func(c *server.Config) { c.Engine = engine })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dial := func(url string) *sioclient.Client {
