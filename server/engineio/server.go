@@ -189,6 +189,9 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, websocket boo
 		return
 	}
 	s.sessions[id] = sock
+	if websocket {
+		s.readers.Add(1) // under s.mu: Close, which waits for the read loops, cannot be waiting yet
+	}
 	s.mu.Unlock()
 
 	upgrades := "[]"
@@ -201,7 +204,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, websocket boo
 		`,"maxPayload":` + strconv.Itoa(s.opts.MaxPayload) + `}`)
 	openPkt := packet{typ: typeOpen, data: open}
 	if websocket {
-		s.readers.Add(1)
 		defer s.readers.Done()
 		if err := ws.writePackets([]packet{openPkt}); err != nil {
 			sock.finish("transport error", typeClose)

@@ -116,8 +116,10 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	s.upgrading = ws
 	s.upgradeDeadline = time.Now().Add(s.srv.opts.UpgradeTimeout)
-	s.mu.Unlock()
+	// Counted while the session is open: Close ends every session before it waits for the
+	// read loops.
 	s.srv.readers.Add(1)
+	s.mu.Unlock()
 	defer s.srv.readers.Done()
 	s.readLoop(ws)
 }
