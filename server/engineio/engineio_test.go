@@ -351,3 +351,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A session keeps of its handshake the URL, the peer and Origin, not the other headers.
+func TestHandshakeHeadersNotKept(t *testing.T) {
+	e := New(Options{})
+	hs := httptest.NewServer(e)
+	defer hs.Close()
+	defer e.Close()
+	conns := make(chan *Socket, 1)
+	_ = e.On("connection", func(a ...any) { conns <- a[0].(*Socket) })
+	req, _ := http.NewRequest("GET", hs.URL+"/engine.io/?EIO=4&transport=polling&x=1", nil)
+	req.Header.Set("Origin", "https://a.example")
+	req.Header.Set("Cookie", "session=secret")
+	req.Header.Set("User-Agent", strings.Repeat("u", 500))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	s := <-conns
+	ctx := s.Request()
+	if h := ctx.Headers().All(); len(h) != 1 || ctx.Headers().Peek("Origin") != "https://a.example" {
+		t.Fatalf("kept headers %v", h)
+	}
+	if ctx.Query().Peek("x") != "1" || !strings.HasPrefix(ctx.Request().RequestURI, "/engine.io/?") {
+		t.Fatalf("query %v, uri %q", ctx.Query().All(), ctx.Request().RequestURI)
+	}
+	if s.RemoteAddress() == "" || s.Request() != ctx {
+		t.Fatal("remote address or request context not kept")
+	}
+}
