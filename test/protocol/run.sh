@@ -45,7 +45,8 @@ for i in $(seq "$runs"); do
 		pass=$(grep -oE '[0-9]+ passing' <<<"$out" | grep -oE '[0-9]+' || echo 0)
 		fail=$(grep -oE '[0-9]+ failing' <<<"$out" | grep -oE '[0-9]+' || echo 0)
 		echo "run $i $engine ${suite%%/*}: $pass passing, $fail failing"
-		if [ "$fail" != 0 ]; then awk '/failing/{p=1} p && /^ +[0-9]+\) |Error:/' <<<"$out" | sed 's/^/    /'; fi
+		# Each failure's title (its last line ends with ":") and its error.
+		if [ "$fail" != 0 ]; then awk '/ failing/{p=1} p && (/:$/ || /Error/)' <<<"$out" | sed 's/^ */    /'; fi
 	done
 done
 exit $status
