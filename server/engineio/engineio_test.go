@@ -1,8 +1,10 @@
 package engineio
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -379,5 +381,47 @@ func TestHandshakeHeadersNotKept(t *testing.T) {
 	}
 	if s.RemoteAddress() == "" || s.Request() != ctx {
 		t.Fatal("remote address or request context not kept")
+	}
+}
+
+// Bytes a client sends right behind its upgrade request, before the answer, are not lost.
+func TestWebsocketEarlyFrame(t *testing.T) {
+	e := newEchoServer(t, Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.SplitN(e.url, "/engine.io", 2)[0], "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), maskedFrame(true, opText, []byte("4early"))...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Sec-Websocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	var got []string
+	for len(got) < 2 {
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			t.Fatal(err)
+		}
+		n := int(hdr[1] & 0x7F)
+		if n == 126 {
+			ext := make([]byte, 2)
+			_, _ = io.ReadFull(br, ext)
+			n = int(ext[0])<<8 | int(ext[1])
+		}
+		p := make([]byte, n)
+		if _, err := io.ReadFull(br, p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(p))
+	}
+	if !strings.HasPrefix(got[0], "0{") || got[1] != "4early" {
+		t.Fatalf("frames %q", got)
 	}
 }

@@ -204,13 +204,13 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, websocket boo
 		`,"maxPayload":` + strconv.Itoa(s.opts.MaxPayload) + `}`)
 	openPkt := packet{typ: typeOpen, data: open}
 	if websocket {
-		defer s.readers.Done()
 		if err := ws.writePackets([]packet{openPkt}); err != nil {
+			s.readers.Done()
 			sock.finish("transport error", typeClose)
 			return
 		}
 		s.Emit("connection", sock)
-		sock.readLoop(ws) // this handler's goroutine reads until the connection ends
+		go sock.readLoop(ws)
 		return
 	}
 	// The layer above takes the session before the client can know its id, so nothing the

@@ -2,7 +2,9 @@ package engineio
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -19,6 +21,10 @@ type wsConn struct {
 	mu     sync.Mutex
 	closed bool
 }
+
+// wsReadBuffer is the read buffer of a websocket: frame headers and small messages are read
+// through it, larger payloads straight into the message.
+const wsReadBuffer = 1024
 
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
@@ -39,7 +45,14 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, timeout time.Durati
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{}) // the server's read and write timeouts end here
-	c := &wsConn{conn: conn, br: brw.Reader, timeout: timeout}
+	// A reader of our own, smaller than net/http's 4 KB one, which would keep net/http's
+	// connection state alive; bytes already buffered there (sent before our answer) come first.
+	var src io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	c := &wsConn{conn: conn, br: bufio.NewReaderSize(src, wsReadBuffer), timeout: timeout}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + accept + "\r\n\r\n"
 	if err := c.write([]byte(resp)); err != nil {
@@ -120,12 +133,14 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// read loops.
 	s.srv.readers.Add(1)
 	s.mu.Unlock()
-	defer s.srv.readers.Done()
-	s.readLoop(ws)
+	go s.readLoop(ws)
 }
 
-// readLoop reads ws until it ends. Data events are emitted from here, in order.
+// readLoop reads ws until it ends. Data events are emitted from here, in order. It runs on a
+// goroutine of its own, counted in s.srv.readers by the caller, so that the HTTP handler
+// returns and net/http drops what it held for the request.
 func (s *Socket) readLoop(ws *wsConn) {
+	defer s.srv.readers.Done()
 	fr := frameReader{r: ws.br, limit: s.srv.opts.MaxPayload, ping: func(p []byte) {
 		_ = ws.writeFrame(opPong, p)
 	}}
