@@ -27,7 +27,8 @@ node_modules: package-lock.json
 # inputs (a time budget can trip the fuzzer's "context deadline exceeded" while it minimises).
 FUZZ_TARGETS = server/signaling:FuzzDecodeCandidate server/signaling:FuzzDecodeSDP \
 	server/signaling:FuzzDecodeEnvelope server/signaling:FuzzHandle server/signaling:FuzzAppendJSONString \
-	server/sioparser:FuzzDecodePacket auth:FuzzVerify
+	server/sioparser:FuzzDecodePacket auth:FuzzVerify server/engineio:FuzzDecodePayload \
+	server/engineio:FuzzReadMessage
 FUZZTIME ?= 60s
 
 fuzz:

@@ -4,7 +4,9 @@
 #
 #   bench/ab.sh base=/tmp/sb-base now=/tmp/sb-now
 #
-# Each argument is label=binary (a build of bench/sbserver, or of the repository's main package).
+# Each argument is label=binary (a build of bench/sbserver, or of the repository's main package),
+# optionally with flags: the two Engine.IO servers of one build are compared with
+#   bench/ab.sh library="/tmp/sb -engine library" switchboard="/tmp/sb -engine switchboard"
 # For each of ROUNDS rounds and each build: a flushed Redis of its own, two instances, one
 # bench/loadgen run with LOADGEN_ARGS (default: 100 concurrent calls, closed loop, 15 s after
 # 3 s warm-up); the load generator's summary is printed, and its JSON line appended to
@@ -19,7 +21,7 @@ LOADGEN_ARGS=${LOADGEN_ARGS:--concurrency 100 -duration 15s -warmup 3s}
 SB_ENV=${SB_ENV:-} # e.g. "GOGC=400"
 OUT=${OUT:-$(mktemp -d /tmp/sb-ab.XXXXXX)}
 SOURCES=${SOURCES:-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}
-[ $# -ge 1 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 mkdir -p "$OUT"
 
 . "$ROOT/bench/lib.sh" # PIDS, cleanup on exit, free_port, wait_http
@@ -34,7 +36,8 @@ for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && brea
 
 for round in $(seq 1 "$ROUNDS"); do
 	for arg in "$@"; do
-		label=${arg%%=*} bin=${arg#*=}
+		label=${arg%%=*}
+		read -ra cmd <<<"${arg#*=}" # the binary and its flags
 		redis-cli -p "$REDIS_PORT" flushall >/dev/null
 		addrs="" spids=""
 		for i in 1 2; do
@@ -43,7 +46,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			env $SB_ENV REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SWITCHBOARD_LOG_LEVEL=warn \
 				SWITCHBOARD_EVENT_RATE=1000000 SWITCHBOARD_EVENT_BURST=1000000 \
 				SWITCHBOARD_CONN_RATE=1000000 SWITCHBOARD_CONN_BURST=1000000 \
-				"$bin" -addr "127.0.0.1:$port" -instance-id "$label$i-$$" >>"$OUT/$label-$i.log" 2>&1 &
+				"${cmd[@]}" -addr "127.0.0.1:$port" -instance-id "$label$i-$$" >>"$OUT/$label-$i.log" 2>&1 &
 			PIDS+=("$!")
 			wait_http "http://127.0.0.1:$port/healthz"
 			addrs+="${addrs:+,}127.0.0.1:$port" spids+="${spids:+,}$!"

@@ -23,6 +23,7 @@ type Config struct {
 	RedisPrefix string   // prefix of every Redis key and channel
 	InstanceID  string   // unique per instance; deliveries are routed by it
 	CORSOrigins []string // allowed browser origins; "*" allows any
+	Engine      string   // Engine.IO server under the Socket.IO layer: EngineLibrary or EngineSwitchboard
 	LogLevel    slog.Level
 
 	HeldOfferTTL   time.Duration // how long a held offer waits for an answerer
@@ -65,6 +66,12 @@ type Config struct {
 	Webhook WebhookConfig // call events sent to the app's backend (webhook.go)
 }
 
+// The Engine.IO servers a Config can name.
+const (
+	EngineLibrary     = "library"     // the Socket.IO library's own engine
+	EngineSwitchboard = "switchboard" // package server/engineio
+)
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -72,6 +79,7 @@ func DefaultConfig() Config {
 		RedisPrefix:        store.DefaultPrefix,
 		InstanceID:         defaultInstanceID(),
 		CORSOrigins:        []string{"*"},
+		Engine:             EngineLibrary,
 		LogLevel:           slog.LevelInfo,
 		HeldOfferTTL:       store.DefaultHeldTTL,
 		ResumeWindow:       store.DefaultResumeWindow,
@@ -163,6 +171,7 @@ func (c *Config) settings() []setting {
 		strSetting("SWITCHBOARD_REDIS_PREFIX", "redis-prefix", "prefix of Redis keys and channels", &c.RedisPrefix),
 		strSetting("SWITCHBOARD_INSTANCE_ID", "instance-id", "unique instance id", &c.InstanceID),
 		listSetting("SWITCHBOARD_CORS_ORIGINS", "cors-origins", "comma-separated allowed browser origins, * for any", &c.CORSOrigins),
+		strSetting("SWITCHBOARD_ENGINE", "engine", "Engine.IO server under Socket.IO: library or switchboard", &c.Engine),
 		{"SWITCHBOARD_LOG_LEVEL", "log-level", "debug, info, warn or error",
 			func(s string) error { return c.LogLevel.UnmarshalText([]byte(s)) },
 			func() string { return strings.ToLower(c.LogLevel.String()) }},
@@ -254,6 +263,8 @@ func (c Config) Validate() error {
 		return errors.New("room capacity must be at least 2")
 	case c.InstanceID == "" || strings.ContainsAny(c.InstanceID, " \n"):
 		return errors.New("instance id must be non-empty without spaces")
+	case c.Engine != EngineLibrary && c.Engine != EngineSwitchboard:
+		return fmt.Errorf("engine %q: want %q or %q", c.Engine, EngineLibrary, EngineSwitchboard)
 	case c.MaxSDPBytes > c.MaxMessageBytes:
 		return fmt.Errorf("max SDP bytes (%d) exceeds max message bytes (%d)", c.MaxSDPBytes, c.MaxMessageBytes)
 	}

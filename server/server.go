@@ -15,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/v2/socket"
 
 	"github.com/switchboard-rtc/switchboard/client"
+	"github.com/switchboard-rtc/switchboard/server/engineio"
 	"github.com/switchboard-rtc/switchboard/server/signaling"
 	"github.com/switchboard-rtc/switchboard/store"
 	"github.com/switchboard-rtc/switchboard/webhook"
@@ -66,7 +67,7 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Server, error) {
 	trusted, _ := parsePrefixes(cfg.TrustedProxies) // checked by Validate
 	limiter := newConnLimiter(cfg.ConnRate, cfg.ConnBurst, trusted)
 	limiter.refused = func() { met.Rejected(signaling.CodeRateLimited) }
-	s.mux.Handle("/socket.io/", limiter.middleware(releaseAfterHijack(s.io.ServeHandler(nil))))
+	s.mux.Handle("/socket.io/", limiter.middleware(s.engine(cfg)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", met.handler())
@@ -74,6 +75,21 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Server, error) {
 	// may load the client too.
 	client.Mount(s.mux, client.Options{CORSOrigins: cfg.CORSOrigins})
 	return s, nil
+}
+
+// engine returns the Engine.IO handler cfg names, with the Socket.IO server bound to it.
+func (s *Server) engine(cfg Config) http.Handler {
+	if cfg.Engine == EngineSwitchboard {
+		eng := engineio.New(engineio.Options{
+			PingInterval: cfg.PingInterval,
+			PingTimeout:  cfg.PingTimeout,
+			MaxPayload:   cfg.MaxMessageBytes,
+			CORS:         engineCORS(cfg.CORSOrigins),
+		})
+		s.io.Bind(eng)
+		return eng
+	}
+	return releaseAfterHijack(s.io.ServeHandler(nil))
 }
 
 // Handler serves /socket.io/, /healthz, /readyz, /metrics, and the browser client and demo page

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,9 @@ func startInstances(t *testing.T, st store.Store, n int, tweak func(*server.Conf
 		cfg.LogLevel = slog.LevelWarn
 		// Every test connection comes from 127.0.0.1; connlimit_test.go tests the limit.
 		cfg.ConnRate, cfg.ConnBurst = 100000, 100000
+		if e := os.Getenv("SWITCHBOARD_ENGINE"); e != "" {
+			cfg.Engine = e // the whole package runs on either engine
+		}
 		if tweak != nil {
 			tweak(&cfg)
 		}
@@ -145,8 +149,16 @@ func TestHealthAndReadiness(t *testing.T) {
 
 // The Socket.IO seam: replies and server events cross the real library intact, and bad input
 // gets an error acknowledgement.
+// The seam on either Engine.IO server (the rest of the package runs on the one
+// SWITCHBOARD_ENGINE names, the library's by default).
 func TestSocketIOSeam(t *testing.T) {
-	inst := startInstances(t, store.NewMemory(store.Options{}), 2, nil)
+	for _, engine := range []string{server.EngineLibrary, server.EngineSwitchboard} {
+		t.Run(engine, func(t *testing.T) { testSocketIOSeam(t, engine) })
+	}
+}
+
+func testSocketIOSeam(t *testing.T, engine string) {
+	inst := startInstances(t, store.NewMemory(store.Options{}), 2, func(c *server.Config) { c.Engine = engine })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dial := func(url string) *sioclient.Client {

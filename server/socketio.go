@@ -16,6 +16,7 @@ import (
 	"github.com/zishang520/engine.io/v2/types"
 	"github.com/zishang520/socket.io/v2/socket"
 
+	"github.com/switchboard-rtc/switchboard/server/engineio"
 	"github.com/switchboard-rtc/switchboard/server/signaling"
 	"github.com/switchboard-rtc/switchboard/server/sioparser"
 )
@@ -190,6 +191,16 @@ func recoverTo(log *slog.Logger, conn string) {
 	if r := recover(); r != nil {
 		log.Error("handler panic", "conn", conn, "panic", fmt.Sprint(r))
 	}
+}
+
+// engineCORS is corsOptions for package engineio: the same policy.
+func engineCORS(origins []string) engineio.CORS {
+	for _, o := range origins {
+		if o == "*" {
+			return engineio.CORS{AnyOrigin: true}
+		}
+	}
+	return engineio.CORS{Origins: origins, Credentials: true}
 }
 
 func corsOptions(origins []string) *types.Cors {
