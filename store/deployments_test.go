@@ -132,7 +132,7 @@ func ackBatchScriptMissing(t *testing.T, c *redistest.Cluster) {
 }
 
 // shardLost kills a master and its replica, so its slots stay down: rooms whose hash and timer
-// bucket live on the other masters keep relaying, joining and expiring, and an instance whose
+// set live on the other masters keep relaying, joining and expiring, and an instance whose
 // channel was on the lost master still gets its queues read (Listen polls).
 func shardLost(t *testing.T, c *redistest.Cluster) {
 	t.Cleanup(redistest.WaitRedials) // after the store's client is closed
