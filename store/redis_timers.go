@@ -1,11 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -255,10 +256,6 @@ func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error 
 	return serr
 }
 
-// sweepStart rotates the set Sweep starts with, so a limit reached early does not always leave
-// the same sets for later.
-var sweepStart atomic.Uint32
-
 // Sweep implements Store: SweepSets with no set held.
 func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
 	return r.SweepSets(ctx, now, limit, nil)
@@ -268,8 +265,9 @@ func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error
 // (if not nil) reports true: those are only read, which tells whether they can be reached. It
 // reads the due timers of every set in one pipeline; each due timer is claimed first (removed
 // only while still due), so of several sweepers exactly one fires it; the fire script checks the
-// gen, so a stale timer changes nothing. A set that cannot be read or claimed from is skipped,
-// the others are swept, and a *SetsError names the skipped sets.
+// gen, so a stale timer changes nothing. Timers fire in due order across the sets. A set that
+// cannot be read or claimed from is skipped, the others are swept, and a *SetsError names the
+// skipped sets.
 func (r *Redis) SweepSets(ctx context.Context, now time.Time, limit int, held func(set string) bool) (int, error) {
 	if err := ctxErr(ctx, "sweep"); err != nil {
 		return 0, err
@@ -280,12 +278,12 @@ func (r *Redis) SweepSets(ctx context.Context, now time.Time, limit int, held fu
 	t := ms(now)
 	max := strconv.FormatInt(t, 10)
 	sets := r.timerSets()
-	due := make([]*redis.StringSliceCmd, len(sets))
+	due := make([]*redis.ZSliceCmd, len(sets))
 	pipe := r.client.Pipeline()
 	for i, s := range sets {
 		// Held offers past due count no more, whether or not their timer has fired yet.
 		pipe.ZRemRangeByScore(ctx, s.held, "-inf", max)
-		due[i] = pipe.ZRangeByScore(ctx, s.timers, &redis.ZRangeBy{Min: "-inf", Max: max, Count: int64(limit)})
+		due[i] = pipe.ZRangeByScoreWithScores(ctx, s.timers, &redis.ZRangeBy{Min: "-inf", Max: max, Count: int64(limit)})
 	}
 	_, _ = pipe.Exec(ctx)
 	var serr *SetsError
@@ -297,36 +295,45 @@ func (r *Redis) SweepSets(ctx context.Context, now time.Time, limit int, held fu
 			serr.Sets = append(serr.Sets, set)
 		}
 	}
-	fired, seen := 0, 0
-	start := int(sweepStart.Add(1))
-	for k := range sets {
-		i := (start + k) % len(sets)
-		key := sets[i].timers
-		names, err := due[i].Result()
+	type timer struct {
+		set  int
+		name string
+		due  float64
+	}
+	var timers []timer
+	for i, s := range sets {
+		zs, err := due[i].Result()
 		if err != nil {
-			fail(key, r.fail(ctx, "sweep", err))
+			fail(s.timers, r.fail(ctx, "sweep", err))
 			continue
 		}
-		if held != nil && held(key) {
+		if held != nil && held(s.timers) {
 			continue
 		}
-		for _, name := range names {
-			if seen >= limit {
-				break
-			}
-			seen++
-			ok, claimErr, err := r.fire(ctx, key, name, t)
-			if claimErr != nil {
-				fail(key, claimErr)
-				break // this set's master is unreachable
-			}
-			if err != nil {
-				fail("", err) // the room's master: its other timers may still fire
-				continue
-			}
-			if ok {
-				fired++
-			}
+		for _, z := range zs {
+			timers = append(timers, timer{i, str(z.Member), z.Score})
+		}
+	}
+	slices.SortStableFunc(timers, func(a, b timer) int { return cmp.Compare(a.due, b.due) })
+	fired := 0
+	down := map[int]bool{}
+	for _, tm := range timers[:min(len(timers), limit)] {
+		if down[tm.set] {
+			continue
+		}
+		key := sets[tm.set].timers
+		ok, claimErr, err := r.fire(ctx, key, tm.name, t)
+		if claimErr != nil {
+			fail(key, claimErr)
+			down[tm.set] = true // this set's master is unreachable
+			continue
+		}
+		if err != nil {
+			fail("", err) // the room's master: the other timers may still fire
+			continue
+		}
+		if ok {
+			fired++
 		}
 	}
 	if serr != nil {
