@@ -185,11 +185,8 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			h.holds.report(sweepFailed, err, time.Now(), h.renewHold())
-			if err != nil {
-				h.log.Warn("sweep failed", "err", err)
-				h.cfg.Metrics.StoreError("sweep")
-			}
+			failing, recovered := h.holds.report(sweepFailed, err, time.Now(), h.renewHold())
+			h.logHolds("sweep", err, failing, recovered)
 			if n < sweepBatch {
 				break
 			}
@@ -207,6 +204,23 @@ func (h *Hub) sweep(ctx context.Context, held func(set string) bool) (int, error
 		return h.st.Sweep(ctx, time.UnixMilli(0), 1)
 	}
 	return h.st.Sweep(ctx, h.now(), sweepBatch)
+}
+
+// logHolds counts a failed sweep or renewal, and logs when timer sets begin or stop failing
+// (a shard down for long fails every second: that is logged once).
+func (h *Hub) logHolds(op string, err error, failing, recovered int) {
+	if err != nil {
+		h.cfg.Metrics.StoreError(op)
+	}
+	switch {
+	case failing > 0:
+		h.log.Warn(op+" failed; holding back the timers it could not reach", "sets", failing, "err", err)
+	case err != nil:
+		h.log.Debug(op+" failed", "err", err)
+	}
+	if recovered > 0 {
+		h.log.Info("timer sets reachable again; firing their timers after the hold", "sets", recovered, "hold", h.renewHold())
+	}
 }
 
 // renewHold is how long sweeps wait after the store came back: two renewal retries, each
@@ -240,10 +254,9 @@ func (h *Hub) renewLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		h.holds.report(renewFailed, err, time.Now(), h.renewHold())
+		failing, recovered := h.holds.report(renewFailed, err, time.Now(), h.renewHold())
+		h.logHolds("renew", err, failing, recovered)
 		if err != nil {
-			h.log.Warn("renew failed", "members", len(leases), "err", err)
-			h.cfg.Metrics.StoreError("renew")
 			wait = h.cfg.SweepInterval
 		}
 	}

@@ -51,8 +51,9 @@ func (h *holds) held(set string, now time.Time) bool {
 
 // report records the outcome of a sweep or renewal (flag sweepFailed or renewFailed): the sets
 // err names failed (every set, if it names none), the others that had failed this way are
-// reachable again. A set that no longer fails either way is held until now+hold.
-func (h *holds) report(flag int, err error, now time.Time, hold time.Duration) {
+// reachable again. A set that no longer fails either way is held until now+hold. It returns how
+// many sets began to fail and how many stopped.
+func (h *holds) report(flag int, err error, now time.Time, hold time.Duration) (failing, recovered int) {
 	failed := map[string]bool{}
 	var serr *store.SetsError
 	switch {
@@ -67,6 +68,9 @@ func (h *holds) report(flag int, err error, now time.Time, hold time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range failed {
+		if h.failed[s] == 0 {
+			failing++
+		}
 		h.failed[s] |= flag
 		delete(h.until, s)
 	}
@@ -80,5 +84,7 @@ func (h *holds) report(flag int, err error, now time.Time, hold time.Duration) {
 		}
 		delete(h.failed, s)
 		h.until[s] = now.Add(hold)
+		recovered++
 	}
+	return failing, recovered
 }

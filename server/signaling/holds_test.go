@@ -23,12 +23,18 @@ func TestHoldsPerSet(t *testing.T) {
 			}
 		}
 	}
-	h.report(sweepFailed, down, t0, hold)
-	h.report(renewFailed, down, t0, hold)
+	if failing, _ := h.report(sweepFailed, down, t0, hold); failing != 1 {
+		t.Fatalf("%d sets began to fail, want 1", failing)
+	}
+	if failing, _ := h.report(renewFailed, down, t0, hold); failing != 0 {
+		t.Fatalf("%d sets began to fail again, want 0", failing)
+	}
 	check(t0, map[string]bool{"a": true, "b": false})
 	h.report(sweepFailed, nil, t0.Add(time.Second), hold) // a readable again, its leases not yet renewed
 	check(t0.Add(5*time.Second), map[string]bool{"a": true, "b": false})
-	h.report(renewFailed, nil, t0.Add(6*time.Second), hold)
+	if _, recovered := h.report(renewFailed, nil, t0.Add(6*time.Second), hold); recovered != 1 {
+		t.Fatalf("%d sets recovered, want 1", recovered)
+	}
 	check(t0.Add(6*time.Second+hold/2), map[string]bool{"a": true, "b": false})
 	check(t0.Add(6*time.Second+hold), map[string]bool{"a": false, "b": false})
 
