@@ -17,13 +17,14 @@ import (
 
 // Redis is a Store in Redis, shared by every instance. It works with a single server, a Sentinel
 // set and a Cluster: each room script touches one room hash only (one slot), and the room's
-// timer bucket (redis_timers.go) is changed with separate commands after it.
+// timer set (redis_timers.go, in the room's slot group) is changed with separate commands after it.
 //
 // Layout, all under Options.Prefix:
 //
 //	RoomKey          hash: all state of one room (fields below), TTL Options.RoomTTL
-//	TimersKey        ZSET per bucket: due times (ms) of leases and held offers, TTL Options.RoomTTL
-//	HeldKey          ZSET per bucket: the held offers' timers alone, to count them, TTL Options.RoomTTL
+//	TimersKey        ZSET per slot group: due times (ms) of leases and held offers, TTL Options.RoomTTL
+//	HeldKey          ZSET per slot group: the held offers' timers alone, to count them, TTL Options.RoomTTL
+//	BucketTimersKey, BucketHeldKey, LegacyTimersKey, LegacyHeldKey: earlier layouts, swept and renewed only
 //	InstanceChannel  pub/sub: deliveries for the members connected to one instance
 //	OutboxKey        stream: call events for webhooks (Options.OutboxMax > 0 only), see outbox_redis.go
 //

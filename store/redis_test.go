@@ -186,8 +186,8 @@ func TestRedisHeldKeyCountsHeldOffers(t *testing.T) {
 	count := func(want int64, what string) {
 		t.Helper()
 		var n int64
-		for b := range store.TimerBuckets {
-			n += c.ZCard(ctx, store.HeldKey(prefix, b)).Val()
+		for g := range store.TimerGroups {
+			n += c.ZCard(ctx, store.HeldKey(prefix, g)).Val()
 		}
 		if n != want {
 			t.Fatalf("%s: %d held offers counted, want %d", what, n, want)
@@ -203,7 +203,7 @@ func TestRedisHeldKeyCountsHeldOffers(t *testing.T) {
 		}
 	}
 	count(2, "two held")
-	if ttl := c.PTTL(ctx, store.HeldKey(prefix, store.TimerBucket("r1"))).Val(); ttl <= 0 {
+	if ttl := c.PTTL(ctx, store.HeldKey(prefix, store.TimerGroup("r1"))).Val(); ttl <= 0 {
 		t.Fatalf("held key TTL %v", ttl)
 	}
 	if _, err := s.Join(ctx, store.JoinParams{Room: "r1", Peer: "bob", Token: "t", Instance: "i1", Conn: "c2", Now: storetest.T0}); err != nil {
@@ -400,33 +400,44 @@ func TestRedisAckBatch(t *testing.T) {
 	})
 }
 
-// Timers in the single set of earlier versions are still renewed and fired, so a rolling
-// upgrade neither removes connected members nor forgets dead ones.
+// Timers in the sets of earlier layouts (the single set, then the hashed buckets) are still
+// renewed and fired, so a rolling upgrade neither removes connected members nor forgets dead
+// ones.
 func TestRedisLegacyTimers(t *testing.T) {
-	s, c, prefix := newRedisStore(t, store.Options{})
-	ctx := context.Background()
-	joinPair(t, s, "r", "alice", "bob")
-	legacy := store.LegacyTimersKey(prefix)
-	due := float64(storetest.T0.UnixMilli())
-	// As an earlier version left them: both leases in the legacy set only.
-	if err := c.ZRem(ctx, store.RoomTimersKey(prefix, "r"), "L|r|alice|1", "L|r|bob|1").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ZAdd(ctx, legacy, redis.Z{Member: "L|r|alice|1", Score: due}, redis.Z{Member: "L|r|bob|1", Score: due}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Renew(ctx, []store.Lease{{Room: "r", Peer: "alice", Gen: 1}}, storetest.T0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.Sweep(ctx, storetest.T0.Add(time.Second), 100)
-	if err != nil || n != 1 {
-		t.Fatalf("sweep: fired %d, %v; want bob's lease only", n, err)
-	}
-	msgs, err := s.Pending(ctx, "r", "alice", 0)
-	if err != nil || len(msgs) != 2 || msgs[1].Event != store.EventPeerLeft {
-		t.Fatalf("alice's queue: %v, %v; want peer-joined, peer-left", msgs, err)
-	}
-	if left := c.ZRange(ctx, legacy, 0, -1).Val(); len(left) != 1 || left[0] != "L|r|alice|1" {
-		t.Fatalf("legacy timers left: %v, want alice's renewed lease", left)
+	for _, layout := range []struct {
+		name string
+		key  func(prefix string) string
+	}{
+		{"single", store.LegacyTimersKey},
+		{"buckets", func(p string) string { return store.BucketTimersKey(p, store.TimerBucket("r")) }},
+	} {
+		t.Run(layout.name, func(t *testing.T) {
+			s, c, prefix := newRedisStore(t, store.Options{})
+			ctx := context.Background()
+			joinPair(t, s, "r", "alice", "bob")
+			legacy := layout.key(prefix)
+			due := float64(storetest.T0.UnixMilli())
+			// As an earlier version left them: both leases in the earlier set only.
+			if err := c.ZRem(ctx, store.RoomTimersKey(prefix, "r"), "L|r|alice|1", "L|r|bob|1").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ZAdd(ctx, legacy, redis.Z{Member: "L|r|alice|1", Score: due}, redis.Z{Member: "L|r|bob|1", Score: due}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Renew(ctx, []store.Lease{{Room: "r", Peer: "alice", Gen: 1}}, storetest.T0); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.Sweep(ctx, storetest.T0.Add(time.Second), 100)
+			if err != nil || n != 1 {
+				t.Fatalf("sweep: fired %d, %v; want bob's lease only", n, err)
+			}
+			msgs, err := s.Pending(ctx, "r", "alice", 0)
+			if err != nil || len(msgs) != 2 || msgs[1].Event != store.EventPeerLeft {
+				t.Fatalf("alice's queue: %v, %v; want peer-joined, peer-left", msgs, err)
+			}
+			if left := c.ZRange(ctx, legacy, 0, -1).Val(); len(left) != 1 || left[0] != "L|r|alice|1" {
+				t.Fatalf("timers left: %v, want alice's renewed lease", left)
+			}
+		})
 	}
 }

@@ -1,72 +1,107 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Timers in Redis. The due times of leases and held offers live in TimerBuckets sorted sets,
-// each with a hash tag of its own, so on a Cluster they spread over the masters: a master that
-// is down holds up the timers of its buckets' rooms only (and, while a sweep fails, the hub
-// holds back every sweep until it can renew leases), and no single key takes every join's
-// write. A room's timers all go to one bucket, chosen by its id.
-
-// TimerBuckets is how many timer sets (and held-offer sets) there are.
-const TimerBuckets = 16
+// Timers in Redis. The due times of leases and held offers live in one sorted set per slot
+// group (slots.go): a room's timers go to the set of its own slot's group, whose hash tag puts
+// it in that group too, so on a Cluster a set lives on the master of its rooms. A master that is
+// down then holds up the timers of its own rooms only (and of the rooms of a group that
+// straddles its slot range's edge), the hub holds back only the sets it could not sweep or
+// renew, and no single key takes every join's write.
 
 // TimersKey is the ZSET of due times (ms) of leases ("L|<room>|<peer>|<gen>") and held offers
-// ("H|<room>|<gen>") of the rooms in bucket b (see TimerBucket). An entry whose gen is no
+// ("H|<room>|<gen>") of the rooms in slot group g (see TimerGroup). An entry whose gen is no
 // longer current fires as a no-op.
-func TimersKey(prefix string, b int) string { return prefix + "timers:{" + strconv.Itoa(b) + "}" }
+func TimersKey(prefix string, g int) string { return prefix + "timers:{" + GroupTag(g) + "}" }
 
-// HeldKey is the ZSET of held offers ("H|<room>|<gen>" by due time) of bucket b: the held-offer
-// entries of TimersKey(b), kept beside it so ZCARDs count them for Options.MaxHeldOffers.
-// Sweep trims entries past due, so a lost removal cannot keep counting.
-func HeldKey(prefix string, b int) string { return prefix + "held:{" + strconv.Itoa(b) + "}" }
+// HeldKey is the ZSET of held offers ("H|<room>|<gen>" by due time) of slot group g: the
+// held-offer entries of TimersKey(g), kept beside it so ZCARDs count them for
+// Options.MaxHeldOffers. Sweep trims entries past due, so a lost removal cannot keep counting.
+func HeldKey(prefix string, g int) string { return prefix + "held:{" + GroupTag(g) + "}" }
 
-// LegacyTimersKey and LegacyHeldKey are the single timer and held-offer sets of earlier
-// versions. Sweep still fires their entries and Renew still renews leases in them, so a rolling
-// upgrade removes nobody; nothing adds to them, and they expire with their last entry's TTL.
-func LegacyTimersKey(prefix string) string { return prefix + "timers" }
+// TimerGroup is the slot group of a room's timers: the group of its RoomKey's slot.
+func TimerGroup(room string) int { return KeySlot(RoomKey("", room)) / (ClusterSlots / TimerGroups) }
 
-// LegacyHeldKey: see LegacyTimersKey.
-func LegacyHeldKey(prefix string) string { return prefix + "held" }
+// RoomTimersKey is TimersKey of room's slot group.
+func RoomTimersKey(prefix, room string) string { return TimersKey(prefix, TimerGroup(room)) }
 
-// TimerBucket is the bucket of a room's timers.
+// Earlier layouts. Sweep still fires the entries of their sets and Renew still renews leases in
+// them, so a rolling upgrade removes nobody; nothing adds to them, and they expire with their
+// last entry's TTL.
+
+// TimerBuckets is how many timer sets the previous layout had: a room's timers went to bucket
+// TimerBucket(room), a hash of its id unrelated to its slot.
+const TimerBuckets = 16
+
+// BucketTimersKey and BucketHeldKey are the timer and held-offer sets of bucket b of the
+// previous layout.
+func BucketTimersKey(prefix string, b int) string { return prefix + "timers:{" + strconv.Itoa(b) + "}" }
+
+// BucketHeldKey: see BucketTimersKey.
+func BucketHeldKey(prefix string, b int) string { return prefix + "held:{" + strconv.Itoa(b) + "}" }
+
+// TimerBucket is the bucket of a room's timers in the previous layout.
 func TimerBucket(room string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(room))
 	return int(h.Sum32() % TimerBuckets)
 }
 
-// RoomTimersKey is TimersKey of room's bucket.
-func RoomTimersKey(prefix, room string) string { return TimersKey(prefix, TimerBucket(room)) }
+// LegacyTimersKey and LegacyHeldKey are the single timer and held-offer sets of the first
+// layout.
+func LegacyTimersKey(prefix string) string { return prefix + "timers" }
+
+// LegacyHeldKey: see LegacyTimersKey.
+func LegacyHeldKey(prefix string) string { return prefix + "held" }
+
+// SetsError is what Sweep and Renew return when they could not reach every timer set, or could
+// not fire some timer: the other sets were swept or renewed. Sets names the timer sets (their
+// TimersKey or an earlier layout's key) that could not be read or written; a timer whose room
+// could not be reached fails the call without failing its set. Err is the first error.
+type SetsError struct {
+	Sets []string
+	Err  error
+}
+
+func (e *SetsError) Error() string {
+	return fmt.Sprintf("%v (%d timer sets unreachable)", e.Err, len(e.Sets))
+}
+
+func (e *SetsError) Unwrap() error { return e.Err }
 
 // timerSet is one timers ZSET with its held-offer ZSET.
 type timerSet struct{ timers, held string }
 
-// timerSets returns every bucket, then the legacy set.
+// timerSets returns every slot group's set, then the earlier layouts' sets.
 func (r *Redis) timerSets() []timerSet {
 	p := r.opts.Prefix
-	sets := make([]timerSet, 0, TimerBuckets+1)
+	sets := make([]timerSet, 0, TimerGroups+TimerBuckets+1)
+	for g := range TimerGroups {
+		sets = append(sets, timerSet{TimersKey(p, g), HeldKey(p, g)})
+	}
 	for b := range TimerBuckets {
-		sets = append(sets, timerSet{TimersKey(p, b), HeldKey(p, b)})
+		sets = append(sets, timerSet{BucketTimersKey(p, b), BucketHeldKey(p, b)})
 	}
 	return append(sets, timerSet{LegacyTimersKey(p), LegacyHeldKey(p)})
 }
 
-// bucketOf returns the bucket of a timer name, or -1 for a name that does not parse.
-func bucketOf(name string) int {
+// groupOf returns the slot group of a timer name, or 0 for a name that does not parse.
+func groupOf(name string) int {
 	t, ok := parseTimer(name)
 	if !ok {
-		return -1
+		return 0
 	}
-	return TimerBucket(t.room)
+	return TimerGroup(t.room)
 }
 
 // applyTimers removes and adds timers in one pipeline; a room script cannot, the sets being in
@@ -80,13 +115,13 @@ func (r *Redis) applyTimers(ctx context.Context, adds, rems []any) error {
 		rems, heldRems []any
 		adds, heldAdds []redis.Z
 	}
-	byBucket := map[int]*change{}
+	byGroup := map[int]*change{}
 	at := func(name string) *change {
-		b := max(bucketOf(name), 0)
-		if byBucket[b] == nil {
-			byBucket[b] = &change{}
+		g := groupOf(name)
+		if byGroup[g] == nil {
+			byGroup[g] = &change{}
 		}
-		return byBucket[b]
+		return byGroup[g]
 	}
 	for _, n := range rems {
 		c := at(str(n))
@@ -105,8 +140,8 @@ func (r *Redis) applyTimers(ctx context.Context, adds, rems []any) error {
 		}
 	}
 	pipe := r.client.Pipeline()
-	for b, c := range byBucket {
-		key, heldKey := TimersKey(r.opts.Prefix, b), HeldKey(r.opts.Prefix, b)
+	for g, c := range byGroup {
+		key, heldKey := TimersKey(r.opts.Prefix, g), HeldKey(r.opts.Prefix, g)
 		if len(c.rems) > 0 {
 			pipe.ZRem(ctx, key, c.rems...)
 		}
@@ -169,8 +204,9 @@ func (r *Redis) heldFull(ctx context.Context, offer bool) (bool, error) {
 	return n >= max, nil
 }
 
-// Renew implements Store: one ZADD XX per bucket (a lease that already fired stays gone), the
-// same in the legacy set, and a TTL refresh of each room, pipelined.
+// Renew implements Store: one ZADD XX per slot group (a lease that already fired stays gone),
+// the same in the earlier layouts' sets, and a TTL refresh of each room, pipelined. Sets that
+// could not be written are named in a *SetsError; the others are renewed.
 func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error {
 	if err := ctxErr(ctx, "renew"); err != nil {
 		return err
@@ -178,42 +214,61 @@ func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error 
 	if len(leases) == 0 {
 		return nil
 	}
+	p := r.opts.Prefix
 	due := float64(r.leaseDue(ms(now)))
-	byBucket := map[int][]redis.Z{}
-	all := make([]redis.Z, 0, len(leases))
+	bySet := map[string][]redis.Z{}
+	var order []string
+	add := func(key string, z redis.Z) {
+		if bySet[key] == nil {
+			order = append(order, key)
+		}
+		bySet[key] = append(bySet[key], z)
+	}
 	rooms := make(map[string]bool)
 	pipe := r.client.Pipeline()
 	for _, l := range leases {
 		z := redis.Z{Member: leaseTimer(l.Room, l.Peer, l.Gen), Score: due}
-		b := TimerBucket(l.Room)
-		byBucket[b] = append(byBucket[b], z)
-		all = append(all, z)
+		add(RoomTimersKey(p, l.Room), z)
+		add(BucketTimersKey(p, TimerBucket(l.Room)), z)
+		add(LegacyTimersKey(p), z)
 		if !rooms[l.Room] {
 			rooms[l.Room] = true
-			pipe.PExpire(ctx, RoomKey(r.opts.Prefix, l.Room), r.opts.RoomTTL)
+			pipe.PExpire(ctx, RoomKey(p, l.Room), r.opts.RoomTTL)
 		}
 	}
-	for b, zs := range byBucket {
-		key := TimersKey(r.opts.Prefix, b)
-		pipe.ZAddXX(ctx, key, zs...)
-		pipe.PExpire(ctx, key, r.opts.RoomTTL)
+	zadds := make([]*redis.IntCmd, len(order))
+	for i, key := range order {
+		zadds[i] = pipe.ZAddXX(ctx, key, bySet[key]...)
+		if key != LegacyTimersKey(p) {
+			pipe.PExpire(ctx, key, r.opts.RoomTTL)
+		}
 	}
-	pipe.ZAddXX(ctx, LegacyTimersKey(r.opts.Prefix), all...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return r.fail(ctx, "renew", err)
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		return nil
 	}
-	return nil
+	serr := &SetsError{Err: r.fail(ctx, "renew", err)}
+	for i, c := range zadds {
+		if c.Err() != nil {
+			serr.Sets = append(serr.Sets, order[i])
+		}
+	}
+	return serr
 }
 
-// sweepStart rotates the set Sweep starts with, so a limit reached early does not always leave
-// the same buckets for later.
-var sweepStart atomic.Uint32
-
-// Sweep implements Store. It reads the due timers of every set in one pipeline; each due timer
-// is claimed first (removed only while still due), so of several sweepers exactly one fires
-// it; the fire script checks the gen, so a stale timer changes nothing. A set that cannot be
-// read or fired is skipped, the others are swept, and the first such error is returned.
+// Sweep implements Store: SweepSets with no set held.
 func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error) {
+	return r.SweepSets(ctx, now, limit, nil)
+}
+
+// SweepSets fires up to limit due timers, as Sweep does, except those of the sets for which held
+// (if not nil) reports true: those are only read, which tells whether they can be reached. It
+// reads the due timers of every set in one pipeline; each due timer is claimed first (removed
+// only while still due), so of several sweepers exactly one fires it; the fire script checks the
+// gen, so a stale timer changes nothing. Timers fire in due order across the sets. A set that
+// cannot be read or claimed from is skipped, the others are swept, and a *SetsError names the
+// skipped sets.
+func (r *Redis) SweepSets(ctx context.Context, now time.Time, limit int, held func(set string) bool) (int, error) {
 	if err := ctxErr(ctx, "sweep"); err != nil {
 		return 0, err
 	}
@@ -223,63 +278,87 @@ func (r *Redis) Sweep(ctx context.Context, now time.Time, limit int) (int, error
 	t := ms(now)
 	max := strconv.FormatInt(t, 10)
 	sets := r.timerSets()
-	due := make([]*redis.StringSliceCmd, len(sets))
+	due := make([]*redis.ZSliceCmd, len(sets))
 	pipe := r.client.Pipeline()
 	for i, s := range sets {
 		// Held offers past due count no more, whether or not their timer has fired yet.
 		pipe.ZRemRangeByScore(ctx, s.held, "-inf", max)
-		due[i] = pipe.ZRangeByScore(ctx, s.timers, &redis.ZRangeBy{Min: "-inf", Max: max, Count: int64(limit)})
+		due[i] = pipe.ZRangeByScoreWithScores(ctx, s.timers, &redis.ZRangeBy{Min: "-inf", Max: max, Count: int64(limit)})
 	}
 	_, _ = pipe.Exec(ctx)
-	var firstErr error
-	fail := func(err error) {
-		if firstErr == nil {
-			firstErr = err
+	var serr *SetsError
+	fail := func(set string, err error) {
+		if serr == nil {
+			serr = &SetsError{Err: err}
+		}
+		if set != "" {
+			serr.Sets = append(serr.Sets, set)
 		}
 	}
-	fired, seen := 0, 0
-	start := int(sweepStart.Add(1))
-	for k := range sets {
-		i := (start + k) % len(sets)
-		names, err := due[i].Result()
+	type timer struct {
+		set  int
+		name string
+		due  float64
+	}
+	var timers []timer
+	for i, s := range sets {
+		zs, err := due[i].Result()
 		if err != nil {
-			fail(r.fail(ctx, "sweep", err))
+			fail(s.timers, r.fail(ctx, "sweep", err))
 			continue
 		}
-		for _, name := range names {
-			if seen >= limit {
-				return fired, firstErr
-			}
-			seen++
-			ok, err := r.fire(ctx, sets[i].timers, name, t)
-			if err != nil {
-				fail(err)
-				break // this set's master is unreachable
-			}
-			if ok {
-				fired++
-			}
+		if held != nil && held(s.timers) {
+			continue
+		}
+		for _, z := range zs {
+			timers = append(timers, timer{i, str(z.Member), z.Score})
 		}
 	}
-	return fired, firstErr
+	slices.SortStableFunc(timers, func(a, b timer) int { return cmp.Compare(a.due, b.due) })
+	fired := 0
+	down := map[int]bool{}
+	for _, tm := range timers[:min(len(timers), limit)] {
+		if down[tm.set] {
+			continue
+		}
+		key := sets[tm.set].timers
+		ok, claimErr, err := r.fire(ctx, key, tm.name, t)
+		if claimErr != nil {
+			fail(key, claimErr)
+			down[tm.set] = true // this set's master is unreachable
+			continue
+		}
+		if err != nil {
+			fail("", err) // the room's master: the other timers may still fire
+			continue
+		}
+		if ok {
+			fired++
+		}
+	}
+	if serr != nil {
+		return fired, serr
+	}
+	return fired, nil
 }
 
-// fire claims the timer name in key and runs it. It reports whether it fired.
-func (r *Redis) fire(ctx context.Context, key, name string, t int64) (bool, error) {
+// fire claims the timer name in key and runs it. It reports whether it fired, and the error of
+// the claim (the set's master) apart from that of the fire script (the room's).
+func (r *Redis) fire(ctx context.Context, key, name string, t int64) (ok bool, claimErr, err error) {
 	claimed, err := scriptClaim.Run(ctx, r.client, []string{key}, name, t).Int()
 	if err != nil {
-		return false, r.fail(ctx, "sweep", err)
+		return false, r.fail(ctx, "sweep", err), nil
 	}
-	tm, ok := parseTimer(name)
-	if claimed == 0 || !ok {
-		return false, nil
+	tm, parsed := parseTimer(name)
+	if claimed == 0 || !parsed {
+		return false, nil, nil
 	}
 	status, _, err := r.run(ctx, "sweep", scriptFire, tm.room, t, string(tm.kind), tm.peer, tm.gen)
 	if err != nil {
 		r.unclaim(ctx, key, name, t)
-		return false, err
+		return false, nil, err
 	}
-	return status == "ok", nil
+	return status == "ok", nil, nil
 }
 
 // unclaim puts back a claimed timer whose fire script may not have run, so a later sweep fires

@@ -466,8 +466,8 @@ func redisCount(ctx context.Context, rdb *redis.Client, prefix string) (keys, ti
 			break
 		}
 	}
-	for b := range store.TimerBuckets {
-		n, err := rdb.ZCard(ctx, store.TimersKey(prefix, b)).Result()
+	for g := range store.TimerGroups {
+		n, err := rdb.ZCard(ctx, store.TimersKey(prefix, g)).Result()
 		if err != nil {
 			return 0, 0, err
 		}

@@ -161,51 +161,65 @@ func (h *Hub) resendLoop(ctx context.Context) {
 // sweepBatch bounds the timers fired by one store call.
 const sweepBatch = 100
 
-// sweepLoop fires due timers every SweepInterval. After the store failed a sweep it only probes
-// (a sweep as of the Unix epoch, which reads the timers but fires none) until a probe succeeds,
-// then waits renewHold before firing again: every instance that could not renew its members'
-// leases meanwhile renews them within that time (renewLoop retries every SweepInterval), so an
-// outage does not remove members whose instances were alive all along.
+// sweepLoop fires due timers every SweepInterval. A timer set the store could not sweep, or
+// renew leases in, is held back (holds): it is only read until it can be reached again, then
+// waits renewHold before its timers fire: every instance that could not renew its members'
+// leases there meanwhile renews them within that time (renewLoop retries every SweepInterval),
+// so an outage does not remove members whose instances were alive all along. The other sets go
+// on firing: a dead Cluster master stalls only the rooms whose timers it holds.
 func (h *Hub) sweepLoop(ctx context.Context) {
 	tick := time.NewTicker(h.cfg.SweepInterval)
 	defer tick.Stop()
-	failed := false
-	var holdUntil time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if failed {
-			cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
-			_, err := h.st.Sweep(cctx, time.UnixMilli(0), 1)
-			cancel()
-			if err != nil {
-				continue
-			}
-			failed, holdUntil = false, time.Now().Add(h.renewHold())
-			h.log.Info("store reachable again; firing timers after the hold", "hold", h.renewHold())
-		}
-		if time.Now().Before(holdUntil) {
-			continue
-		}
 		for {
+			now := time.Now()
+			held := func(set string) bool { return h.holds.held(set, now) }
 			cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
-			n, err := h.st.Sweep(cctx, h.now(), sweepBatch)
+			n, err := h.sweep(cctx, held)
 			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					h.log.Warn("sweep failed", "err", err)
-					h.cfg.Metrics.StoreError("sweep")
-					failed = true
-				}
-				break
+			if ctx.Err() != nil {
+				return
 			}
+			failing, recovered := h.holds.report(sweepFailed, err, time.Now(), h.renewHold())
+			h.logHolds("sweep", err, failing, recovered)
 			if n < sweepBatch {
 				break
 			}
 		}
+	}
+}
+
+// sweep fires due timers of the sets that are not held, and reads the held ones.
+func (h *Hub) sweep(ctx context.Context, held func(set string) bool) (int, error) {
+	if s, ok := h.st.(setSweeper); ok {
+		return s.SweepSets(ctx, h.now(), sweepBatch, held)
+	}
+	if held(allSets) {
+		// A sweep as of the Unix epoch reads the timers but fires none.
+		return h.st.Sweep(ctx, time.UnixMilli(0), 1)
+	}
+	return h.st.Sweep(ctx, h.now(), sweepBatch)
+}
+
+// logHolds counts a failed sweep or renewal, and logs when timer sets begin or stop failing
+// (a shard down for long fails every second: that is logged once).
+func (h *Hub) logHolds(op string, err error, failing, recovered int) {
+	if err != nil {
+		h.cfg.Metrics.StoreError(op)
+	}
+	switch {
+	case failing > 0:
+		h.log.Warn(op+" failed; holding back the timers it could not reach", "sets", failing, "err", err)
+	case err != nil:
+		h.log.Debug(op+" failed", "err", err)
+	}
+	if recovered > 0 {
+		h.log.Info("timer sets reachable again; firing their timers after the hold", "sets", recovered, "hold", h.renewHold())
 	}
 }
 
@@ -231,15 +245,20 @@ func (h *Hub) renewLoop(ctx context.Context) {
 		}
 		h.mu.Unlock()
 		if len(leases) == 0 {
+			h.holds.report(renewFailed, nil, time.Now(), h.renewHold()) // no lease of its left to renew
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
-		if err := h.st.Renew(cctx, leases, h.now()); err != nil && ctx.Err() == nil {
-			h.log.Warn("renew failed", "members", len(leases), "err", err)
-			h.cfg.Metrics.StoreError("renew")
+		err := h.st.Renew(cctx, leases, h.now())
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		failing, recovered := h.holds.report(renewFailed, err, time.Now(), h.renewHold())
+		h.logHolds("renew", err, failing, recovered)
+		if err != nil {
 			wait = h.cfg.SweepInterval
 		}
-		cancel()
 	}
 }
 

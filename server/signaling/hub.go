@@ -150,7 +150,8 @@ type Hub struct {
 	// cover them.
 	joining map[memberKey]int64
 
-	acks ackWriter // acknowledgements not yet written to the store
+	acks  ackWriter // acknowledgements not yet written to the store
+	holds *holds    // timer sets whose timers must not fire yet
 }
 
 // client is one connection and its memberships. Fields are guarded by Hub.mu.
@@ -177,6 +178,7 @@ func NewHub(cfg Config, st store.Store, log *slog.Logger) *Hub {
 		members: make(map[memberKey]*membership),
 		joining: make(map[memberKey]int64),
 		acks:    newAckWriter(),
+		holds:   newHolds(),
 	}
 }
 
