@@ -79,7 +79,7 @@ func DefaultConfig() Config {
 		RedisPrefix:        store.DefaultPrefix,
 		InstanceID:         defaultInstanceID(),
 		CORSOrigins:        []string{"*"},
-		Engine:             EngineLibrary,
+		Engine:             EngineSwitchboard,
 		LogLevel:           slog.LevelInfo,
 		HeldOfferTTL:       store.DefaultHeldTTL,
 		ResumeWindow:       store.DefaultResumeWindow,

@@ -150,7 +150,7 @@ func TestHealthAndReadiness(t *testing.T) {
 // The Socket.IO seam: replies and server events cross the real library intact, and bad input
 // gets an error acknowledgement.
 // The seam on either Engine.IO server (the rest of the package runs on the one
-// SWITCHBOARD_ENGINE names, the library's by default).
+// SWITCHBOARD_ENGINE names, Switchboard's by default).
 func TestSocketIOSeam(t *testing.T) {
 	for _, engine := range []string{server.EngineLibrary, server.EngineSwitchboard} {
 		t.Run(engine, func(t *testing.T) { testSocketIOSeam(t, engine) })
