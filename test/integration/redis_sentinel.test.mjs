@@ -70,6 +70,7 @@ async function streamingCall(callerURL, answererURL, transport) {
         });
       }, EVERY_MS);
     },
+    halt() { clearInterval(timer); },
     /** Stops streaming; resolves with every send's reply. */
     stop() {
       clearInterval(timer);
@@ -83,6 +84,8 @@ test('the master killed mid-call: the replica takes over, nothing lost or double
     const calls = await Promise.all(TRANSPORTS.map((tr, i) => (i % 2 ? streamingCall(b.url, a.url, tr) : streamingCall(a.url, b.url, tr))));
     const oldMaster = await set.masterPort();
     for (const c of calls) c.start();
+    // A failure below must not leave the streams running: they would keep the process alive.
+    t.after(() => { for (const c of calls) c.halt(); });
     await sleep(BEFORE_MS);
 
     const killedAt = Date.now();
