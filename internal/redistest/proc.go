@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -109,18 +110,22 @@ func waitFor(tb testing.TB, what string, timeout time.Duration, ok func(ctx cont
 // bus port) is free too.
 func freePort(tb testing.TB, bus bool) int {
 	tb.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
+	for range 200 {
+		port := 0
+		if bus {
+			// A cluster node also listens on port+10000. Both are taken from below the kernel's
+			// ephemeral range (32768 up), so that no outgoing connection can take the bus port
+			// between this check and the node's bind.
+			port = busPortLow + rand.IntN(busPortHigh-busPortLow)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		port = l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
 		if !bus {
 			return port
-		}
-		if port+10000 > 65535 {
-			continue
 		}
 		if lb, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+10000)); err == nil {
 			_ = lb.Close()
@@ -130,6 +135,13 @@ func freePort(tb testing.TB, bus bool) int {
 	tb.Fatal("redistest: no free port")
 	return 0
 }
+
+// Cluster nodes listen on a port in [busPortLow, busPortHigh) and on that port + 10000, both
+// below the ephemeral range.
+const (
+	busPortLow  = 20000
+	busPortHigh = 22700
+)
 
 func redisServer(tb testing.TB) string {
 	tb.Helper()

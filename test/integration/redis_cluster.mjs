@@ -1,15 +1,21 @@
 // A real Redis Cluster for the integration tests: 3 masters and 3 replicas (redis-server
 // --cluster-enabled yes, joined by redis-cli --cluster create) on free loopback ports, in a temp
 // dir. stop() kills every node and removes the dir.
-import { freePort, until } from './harness.mjs';
+import { until } from './harness.mjs';
 import { portFree, cli, run, redisGroup, waitPing } from './redis_procs.mjs';
 
-/** @returns {Promise<number>} a free port whose cluster bus port (+10000) is free too */
+/**
+ * A cluster node also listens on its port + 10000. Both are taken from below the kernel's
+ * ephemeral range (32768 up), so that no outgoing connection can take the bus port between this
+ * check and the node's bind.
+ * @returns {Promise<number>} a free port whose cluster bus port (+10000) is free too
+ */
 async function nodePort() {
-  for (;;) {
-    const port = await freePort();
-    if (port + 10000 <= 65535 && await portFree(port + 10000)) return port;
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 2700);
+    if (await portFree(port) && await portFree(port + 10000)) return port;
   }
+  throw new Error('no free port pair for a cluster node');
 }
 
 /**
