@@ -1,5 +1,6 @@
-// What the Redis Cluster and Sentinel helpers share: redis-cli, free-port checks and a group of
-// redis-server processes in one temp dir that stop() kills (SIGKILL) and removes.
+// What the tests that run redis-servers of their own share: redis-cli, free-port checks, a group
+// of redis-server processes in one temp dir that stop() kills (SIGKILL) and removes, and a single
+// durable server a test may kill and start again on the same data.
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -35,6 +36,25 @@ export async function cli(port, ...args) {
 /** Waits until the node on port answers PING. @param {number} port */
 export function waitPing(port) {
   return until(async () => (await cli(port, 'ping').catch(() => '')).includes('PONG'), 10000, `redis ${port} up`);
+}
+
+/**
+ * Starts redis-server on port with its append-only file (fsync always) in dir; resolves once it
+ * answers. Started again on the same dir, it has everything acknowledged before a kill.
+ * @param {number} port @param {string} dir
+ */
+export async function startDurableRedis(port, dir) {
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+  all.add(p);
+  p.once('exit', () => all.delete(p));
+  await waitPing(port);
+  return p;
+}
+
+/** SIGKILLs every redis-server started here that still runs. */
+export function killAll() {
+  return Promise.all([...all].map(kill));
 }
 
 /**

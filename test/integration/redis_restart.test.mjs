@@ -4,31 +4,15 @@
 // instance restarted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
   startInstance, freePort, connect, connected, makePeer, request, roomName, sdp, cand, sleep, until,
 } from './harness.mjs';
+import { startDurableRedis, killAll } from './redis_procs.mjs';
 
-/** @type {Set<import('node:child_process').ChildProcess>} */
-const redises = new Set();
-after(() => { for (const r of redises) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL'); });
-
-/** Starts redis-server on port with its append-only file in dir; resolves once it answers. */
-async function startRedis(port, dir) {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
-  redises.add(proc);
-  await until(() => new Promise((resolve) => {
-    const s = spawn('redis-cli', ['-p', String(port), 'ping'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    s.stdout.on('data', (d) => { out += d; });
-    s.on('exit', () => resolve(out.includes('PONG')));
-  }), 10000, 'redis up');
-  return proc;
-}
+after(killAll);
 
 /** CPU seconds (user+system) a process has used, from /proc. */
 function cpuSeconds(pid) {
@@ -45,7 +29,7 @@ test('Redis restart mid-call: unavailable while down, nothing lost, no spin', as
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-redis-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
-  let redis = await startRedis(port, dir);
+  let redis = await startDurableRedis(port, dir);
   const env = { REDIS_URL: `redis://127.0.0.1:${port}` };
   const prefix = `it-restart-${process.pid}:`;
   const a = await startInstance({ id: 'a', prefix, env });
@@ -77,7 +61,7 @@ test('Redis restart mid-call: unavailable while down, nothing lost, no spin', as
   // A reconnect loop without backoff burns a core (the Socket.IO Redis adapter: 35–40%).
   assert.ok(cpuShare < 0.15, `instances busy while Redis is down: ${(cpuShare * 100).toFixed(1)}%`);
 
-  redis = await startRedis(port, dir);
+  redis = await startDurableRedis(port, dir);
   await until(async () => (await readyz(a.url)) === 200 && (await readyz(b.url)) === 200, 15000, 'ready again');
   assert.equal((await late).ok, true, 'the candidate sent while Redis was down is applied after');
 

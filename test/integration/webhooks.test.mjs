@@ -4,7 +4,7 @@
 // event is sent by another, and a Redis restart loses nothing.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -14,6 +14,7 @@ import {
   withCluster, startInstance, newPrefix, freePort, makePeer, roomName, sdp, cand, sleep, until,
   REDIS_URL,
 } from './harness.mjs';
+import { startDurableRedis, killAll } from './redis_procs.mjs';
 
 const AUTH = 'webhook-test-auth-secret-0123456789';
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
@@ -213,25 +214,13 @@ test('kill -9 of the instance holding an undelivered event: another instance del
   });
 });
 
-/** @type {Set<import('node:child_process').ChildProcess>} */
-const redises = new Set();
-after(() => { for (const r of redises) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL'); });
-
-/** Starts redis-server on port with an append-only file in dir; resolves once it answers. */
-async function startRedis(port, dir) {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
-  redises.add(proc);
-  const url = `redis://127.0.0.1:${port}`;
-  await until(() => redisCli(url, 'PING').then((o) => String(o).includes('PONG'), () => false), 10000, 'redis up');
-  return proc;
-}
+after(killAll);
 
 test('Redis restarted mid-delivery: no event lost', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-wh-redis-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
-  let redis = await startRedis(port, dir);
+  let redis = await startDurableRedis(port, dir);
   const rec = await startReceiver();
   let up = false;
   rec.answer = () => (up ? 200 : 503);
@@ -246,7 +235,7 @@ test('Redis restarted mid-delivery: no event lost', async (t) => {
   redis.kill('SIGKILL');
   await new Promise((r) => redis.once('exit', r));
   await sleep(1500);
-  redis = await startRedis(port, dir);
+  redis = await startDurableRedis(port, dir);
   up = true;
   rooms.push((await holdCall(a.url, 'r2')).room);
   const delivered = () => kinds(rec.got.filter((r) => r.status === 200));
