@@ -44,13 +44,23 @@ func (s *Socket) checkLocked(w http.ResponseWriter) (ok bool, after func()) {
 	return true, nil
 }
 
-func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
+// lockForRequest locks s.mu for a polling request. When the session cannot take it, the request
+// is answered, the lock released (then what checkLocked asked for is done) and false returned.
+func (s *Socket) lockForRequest(w http.ResponseWriter) bool {
 	s.mu.Lock()
-	if ok, after := s.checkLocked(w); !ok {
-		s.mu.Unlock()
-		if after != nil {
-			after()
-		}
+	ok, after := s.checkLocked(w)
+	if ok {
+		return true
+	}
+	s.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return false
+}
+
+func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
+	if !s.lockForRequest(w) {
 		return
 	}
 	if s.poll != nil {
@@ -105,12 +115,7 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Socket) servePost(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if ok, after := s.checkLocked(w); !ok {
-		s.mu.Unlock()
-		if after != nil {
-			after()
-		}
+	if !s.lockForRequest(w) {
 		return
 	}
 	if s.posting {
