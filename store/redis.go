@@ -24,7 +24,7 @@ import (
 //	RoomKey          hash: all state of one room (fields below), TTL Options.RoomTTL
 //	TimersKey        ZSET per slot group: due times (ms) of leases and held offers, TTL Options.RoomTTL
 //	HeldKey          ZSET per slot group: the held offers' timers alone, to count them, TTL Options.RoomTTL
-//	BucketTimersKey, BucketHeldKey, LegacyTimersKey, LegacyHeldKey: earlier layouts, swept and renewed only
+//	LegacyTimersKey, LegacyHeldKey: the first layout's single sets, swept and renewed only
 //	InstanceChannel  pub/sub: deliveries for the members connected to one instance
 //	OutboxKey        stream: call events for webhooks (Options.OutboxMax > 0 only), see outbox_redis.go
 //

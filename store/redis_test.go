@@ -400,8 +400,7 @@ func TestRedisAckBatch(t *testing.T) {
 	})
 }
 
-// Timers in the sets of earlier layouts (the single set, then the hashed buckets) are still
-// renewed and fired, so a rolling upgrade neither removes connected members nor forgets dead
+// Timers in the first layout's single set are still renewed and fired, so a rolling upgrade neither removes connected members nor forgets dead
 // ones.
 func TestRedisLegacyTimers(t *testing.T) {
 	for _, layout := range []struct {
@@ -409,7 +408,6 @@ func TestRedisLegacyTimers(t *testing.T) {
 		key  func(prefix string) string
 	}{
 		{"single", store.LegacyTimersKey},
-		{"buckets", func(p string) string { return store.BucketTimersKey(p, store.TimerBucket("r")) }},
 	} {
 		t.Run(layout.name, func(t *testing.T) {
 			s, c, prefix := newRedisStore(t, store.Options{})

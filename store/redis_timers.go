@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"time"
@@ -35,27 +34,9 @@ func TimerGroup(room string) int { return KeySlot(RoomKey("", room)) / (ClusterS
 // RoomTimersKey is TimersKey of room's slot group.
 func RoomTimersKey(prefix, room string) string { return TimersKey(prefix, TimerGroup(room)) }
 
-// Earlier layouts. Sweep still fires the entries of their sets and Renew still renews leases in
-// them, so a rolling upgrade removes nobody; nothing adds to them, and they expire with their
-// last entry's TTL.
-
-// TimerBuckets is how many timer sets the previous layout had: a room's timers went to bucket
-// TimerBucket(room), a hash of its id unrelated to its slot.
-const TimerBuckets = 16
-
-// BucketTimersKey and BucketHeldKey are the timer and held-offer sets of bucket b of the
-// previous layout.
-func BucketTimersKey(prefix string, b int) string { return prefix + "timers:{" + strconv.Itoa(b) + "}" }
-
-// BucketHeldKey: see BucketTimersKey.
-func BucketHeldKey(prefix string, b int) string { return prefix + "held:{" + strconv.Itoa(b) + "}" }
-
-// TimerBucket is the bucket of a room's timers in the previous layout.
-func TimerBucket(room string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(room))
-	return int(h.Sum32() % TimerBuckets)
-}
+// The first layout. Sweep still fires the entries of its single sets and Renew still renews
+// leases in them, so a rolling upgrade removes nobody; nothing adds to them, and they expire
+// with their last entry's TTL.
 
 // LegacyTimersKey and LegacyHeldKey are the single timer and held-offer sets of the first
 // layout.
@@ -82,15 +63,12 @@ func (e *SetsError) Unwrap() error { return e.Err }
 // timerSet is one timers ZSET with its held-offer ZSET.
 type timerSet struct{ timers, held string }
 
-// timerSets returns every slot group's set, then the earlier layouts' sets.
+// timerSets returns every slot group's set, then the first layout's.
 func (r *Redis) timerSets() []timerSet {
 	p := r.opts.Prefix
-	sets := make([]timerSet, 0, TimerGroups+TimerBuckets+1)
+	sets := make([]timerSet, 0, TimerGroups+1)
 	for g := range TimerGroups {
 		sets = append(sets, timerSet{TimersKey(p, g), HeldKey(p, g)})
-	}
-	for b := range TimerBuckets {
-		sets = append(sets, timerSet{BucketTimersKey(p, b), BucketHeldKey(p, b)})
 	}
 	return append(sets, timerSet{LegacyTimersKey(p), LegacyHeldKey(p)})
 }
@@ -229,7 +207,6 @@ func (r *Redis) Renew(ctx context.Context, leases []Lease, now time.Time) error 
 	for _, l := range leases {
 		z := redis.Z{Member: leaseTimer(l.Room, l.Peer, l.Gen), Score: due}
 		add(RoomTimersKey(p, l.Room), z)
-		add(BucketTimersKey(p, TimerBucket(l.Room)), z)
 		add(LegacyTimersKey(p), z)
 		if !rooms[l.Room] {
 			rooms[l.Room] = true
