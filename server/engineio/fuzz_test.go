@@ -1,11 +1,11 @@
 package engineio
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
+	"fmt"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecodePayload: any polling body either fails to decode or decodes to packets that encode
@@ -62,49 +62,84 @@ func maskedFrame(fin bool, op byte, payload []byte) []byte {
 	return out
 }
 
-// FuzzReadMessage: the frame reader never panics, never returns a message over the limit,
-// and returns text only when it is UTF-8; well-formed frames round-trip.
+// parseAll feeds in to a fresh parser in chunks of the given sizes (cycled; the rest in one
+// when sizes is empty) and returns the messages, pings and error.
+func parseAll(in []byte, limit int, sizes []byte) (msgs []wsMessage, pings int, err error) {
+	p := frameParser{limit: limit, ping: func([]byte) { pings++ }}
+	emit := func(op byte, msg []byte) bool { msgs = append(msgs, wsMessage{op, msg}); return true }
+	for i := 0; len(in) > 0; i++ {
+		n := len(in)
+		if len(sizes) > 0 {
+			n = min(n, int(sizes[i%len(sizes)])+1)
+		}
+		chunk := bytes.Clone(in[:n]) // the parser must not keep what it was fed
+		in = in[n:]
+		if err = p.feed(chunk, emit); err != nil {
+			return msgs, pings, err
+		}
+		for j := range chunk {
+			chunk[j] = 0xEE
+		}
+	}
+	return msgs, pings, nil
+}
+
+// FuzzReadMessage: the frame parser never panics, never returns a message over the limit, and
+// returns text only when it is UTF-8; whatever the chunks the bytes arrive in, it returns the
+// same messages, pings and error as when they arrive at once.
 func FuzzReadMessage(f *testing.F) {
-	f.Add(maskedFrame(true, opText, []byte("4hello")))
-	f.Add(append(maskedFrame(false, opText, []byte("4he")), maskedFrame(true, opContinuation, []byte("llo"))...))
-	f.Add(append(maskedFrame(true, opPing, []byte("x")), maskedFrame(true, opBinary, []byte{1, 2})...))
-	f.Add(maskedFrame(true, opClose, closePayload(1000)))
-	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}) // unmasked
-	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0xFF, 0, 0, 0})
+	f.Add(maskedFrame(true, opText, []byte("4hello")), []byte{0})
+	f.Add(append(maskedFrame(false, opText, []byte("4he")), maskedFrame(true, opContinuation, []byte("llo"))...), []byte{2, 5})
+	f.Add(append(maskedFrame(true, opPing, []byte("x")), maskedFrame(true, opBinary, []byte{1, 2})...), []byte{})
+	f.Add(maskedFrame(true, opClose, closePayload(1000)), []byte{1})
+	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, []byte{3}) // unmasked
+	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0xFF, 0, 0, 0}, []byte{0})
+	f.Add(maskedFrame(true, opText, bytes.Repeat([]byte("4"), 60)), []byte{7, 0, 30})
 	const limit = 64
-	f.Fuzz(func(t *testing.T, in []byte) {
-		pings := 0
-		fr := frameReader{r: bufio.NewReader(bytes.NewReader(in)), limit: limit, ping: func([]byte) { pings++ }}
-		for {
-			op, msg, err := fr.readMessage()
-			if err != nil {
-				var we *wsError
-				if !errors.As(err, &we) && !errors.Is(err, errPeerClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
+	f.Fuzz(func(t *testing.T, in, sizes []byte) {
+		whole, wholePings, wholeErr := parseAll(in, limit, nil)
+		if wholeErr != nil {
+			var we *wsError
+			if !errors.As(wholeErr, &we) && !errors.Is(wholeErr, errPeerClosed) {
+				t.Fatalf("unexpected error %v", wholeErr)
 			}
-			if len(msg) > limit {
-				t.Fatalf("message of %d bytes over the limit", len(msg))
+		}
+		for _, m := range whole {
+			if len(m.msg) > limit {
+				t.Fatalf("message of %d bytes over the limit", len(m.msg))
 			}
-			if op != opText && op != opBinary {
-				t.Fatalf("op %d", op)
+			if m.op != opText && m.op != opBinary {
+				t.Fatalf("op %d", m.op)
+			}
+			if m.op == opText && !utf8.Valid(m.msg) {
+				t.Fatalf("text message %q is not UTF-8", m.msg)
+			}
+		}
+		chunked, chunkedPings, chunkedErr := parseAll(in, limit, sizes)
+		if fmt.Sprint(wholeErr) != fmt.Sprint(chunkedErr) || wholePings != chunkedPings || len(whole) != len(chunked) {
+			t.Fatalf("at once: %d messages, %d pings, %v; in chunks %v: %d, %d, %v",
+				len(whole), wholePings, wholeErr, sizes, len(chunked), chunkedPings, chunkedErr)
+		}
+		for i := range whole {
+			if whole[i].op != chunked[i].op || !bytes.Equal(whole[i].msg, chunked[i].msg) {
+				t.Fatalf("message %d: %d %q at once, %d %q in chunks", i, whole[i].op, whole[i].msg, chunked[i].op, chunked[i].msg)
 			}
 		}
 	})
 }
 
-// Frames written by the server read back (unmasked frames are refused by the reader, so the
-// round trip goes through a masking copy).
+// Frames written by the server read back (unmasked frames are refused by the parser, so the
+// round trip goes through a masking copy), whole and a byte at a time.
 func TestFrameRoundTrip(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 70000} {
 		p := packet{typ: typeMessage, data: bytes.Repeat([]byte("y"), n)}
 		out := appendPacketFrame(nil, p)
 		in := maskedFrame(true, opText, out[len(out)-n-1:])
-		fr := frameReader{r: bufio.NewReader(bytes.NewReader(in)), limit: 1 << 20}
-		op, msg, err := fr.readMessage()
-		if err != nil || op != opText || len(msg) != n+1 || msg[0] != typeMessage {
-			t.Fatalf("n=%d: op %d len %d err %v", n, op, len(msg), err)
+		for _, sizes := range [][]byte{nil, {0}} {
+			msgs, _, err := parseAll(in, 1<<20, sizes)
+			if err != nil || len(msgs) != 1 || msgs[0].op != opText || len(msgs[0].msg) != n+1 || msgs[0].msg[0] != typeMessage {
+				t.Fatalf("n=%d sizes=%v: %d messages, err %v", n, sizes, len(msgs), err)
+			}
 		}
 		m := n + 1 // the type byte
 		if hdr := len(out) - m; (m <= 125 && hdr != 2) || (m > 125 && m <= 65535 && hdr != 4) || (m > 65535 && hdr != 10) {

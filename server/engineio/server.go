@@ -34,6 +34,9 @@ type Options struct {
 	// disconnected; PingTimeout.
 	WriteTimeout time.Duration
 	CORS         CORS
+	// NoPoller reads every websocket on a goroutine of its own instead of through the poller
+	// (poller.go); connections the poller cannot take (TLS ones) always are.
+	NoPoller bool
 	// KeepHeaders names request headers of the handshake that sessions keep for the layer
 	// above (Origin is always kept); the rest are dropped once the session is open.
 	KeepHeaders []string
@@ -93,7 +96,9 @@ type Server struct {
 	sessions map[string]*Socket
 	closed   bool
 
-	readers sync.WaitGroup // websocket read loops
+	readers sync.WaitGroup // websocket read loops and deliverers
+	poll    *poller        // started with the first websocket; nil with NoPoller
+	pollErr bool           // it could not start: goroutines read
 	writers sync.WaitGroup // websocket writes started by startFlushLocked
 	stop    chan struct{}  // closed by Close: ends the heartbeat loop
 	beat    sync.WaitGroup
@@ -210,7 +215,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, websocket boo
 			return
 		}
 		s.Emit("connection", sock)
-		go sock.readLoop(ws)
+		sock.startReading(ws)
 		return
 	}
 	// The layer above takes the session before the client can know its id, so nothing the
@@ -218,6 +223,25 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, websocket boo
 	// poll, the open packet alone being this response.
 	s.Emit("connection", sock)
 	writePayload(w, appendPayload(nil, []packet{openPkt}))
+}
+
+// wsPoller returns the server's poller, starting it on first use; nil when websockets are read
+// by goroutines of their own.
+func (s *Server) wsPoller() *poller {
+	if s.opts.NoPoller {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poll == nil && !s.pollErr && !s.closed {
+		p, err := newPoller(s)
+		if err != nil {
+			s.pollErr = true
+			return nil
+		}
+		s.poll = p
+	}
+	return s.poll
 }
 
 func (s *Server) session(id string) *Socket {
@@ -310,6 +334,12 @@ func (s *Server) Close() engine.BaseServer {
 	}
 	close(s.stop)
 	s.beat.Wait()
+	s.mu.Lock()
+	p := s.poll
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
 	s.readers.Wait()
 	s.writers.Wait()
 	return s

@@ -1,10 +1,8 @@
 package engineio
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -12,18 +10,36 @@ import (
 )
 
 // wsConn is a hijacked websocket connection. All writes go through mu, each as one write of
-// whole frames; an idle connection holds no write buffer.
+// whole frames; an idle connection holds no write buffer. Reading is readiness-driven when the
+// server's poller took the connection (see poller.go): no goroutine and no buffer while the
+// client sends nothing. Otherwise a goroutine of its own reads it (readLoop).
 type wsConn struct {
-	conn    net.Conn
-	br      *bufio.Reader
+	conn    net.Conn // a *nbio.Conn once the poller has it
 	timeout time.Duration
+	sock    *Socket
+	early   []byte // bytes the client sent before the handshake's answer; read first
 
 	mu     sync.Mutex
 	closed bool
+
+	// Reading through the poller (poller.go), under rmu.
+	rmu        sync.Mutex
+	parser     frameParser
+	inbox      []wsMessage // parsed, not yet delivered; nil when empty
+	delivering bool        // a goroutine is delivering the inbox
+	paused     bool        // the inbox is full: reading waits for the deliverer
+	ended      bool        // nothing more is read
+	endErr     error       // why, once the inbox is delivered
+	endDone    bool        // the end has been handled
 }
 
-// wsReadBuffer is the read buffer of a websocket: frame headers and small messages are read
-// through it, larger payloads straight into the message.
+// wsMessage is a data message as parsed.
+type wsMessage struct {
+	op  byte
+	msg []byte
+}
+
+// wsReadBuffer is the read buffer of a websocket read by a goroutine of its own.
 const wsReadBuffer = 1024
 
 var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
@@ -45,14 +61,13 @@ func acceptWebsocket(w http.ResponseWriter, r *http.Request, timeout time.Durati
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{}) // the server's read and write timeouts end here
-	// A reader of our own, smaller than net/http's 4 KB one, which would keep net/http's
-	// connection state alive; bytes already buffered there (sent before our answer) come first.
-	var src io.Reader = conn
+	// net/http's reader (and with it the request's state) is dropped; bytes already buffered
+	// there (sent before our answer) are read first.
+	c := &wsConn{conn: conn, timeout: timeout}
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		c.early = bytes.Clone(early)
 	}
-	c := &wsConn{conn: conn, br: bufio.NewReaderSize(src, wsReadBuffer), timeout: timeout}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + accept + "\r\n\r\n"
 	if err := c.write([]byte(resp)); err != nil {
@@ -133,39 +148,74 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// read loops.
 	s.srv.readers.Add(1)
 	s.mu.Unlock()
+	s.startReading(ws)
+}
+
+// startReading starts reading ws for s. The server counted one reader for it in s.srv.readers
+// (under its lock, so that Close waits for it); that count is either handed to readLoop or,
+// when the poller takes the connection, given back, the poller counting each of its own
+// reading goroutines.
+func (s *Socket) startReading(ws *wsConn) {
+	ws.sock = s
+	if p := s.srv.wsPoller(); p != nil && p.attach(ws) {
+		s.srv.readers.Done()
+		return
+	}
 	go s.readLoop(ws)
 }
 
-// readLoop reads ws until it ends. Data events are emitted from here, in order. It runs on a
-// goroutine of its own, counted in s.srv.readers by the caller, so that the HTTP handler
-// returns and net/http drops what it held for the request.
+// readLoop reads ws on a goroutine of its own until it ends, for connections the poller does
+// not take. It runs on a goroutine of its own, counted in s.srv.readers by the caller, so that
+// the HTTP handler returns and net/http drops what it held for the request.
 func (s *Socket) readLoop(ws *wsConn) {
 	defer s.srv.readers.Done()
-	fr := frameReader{r: ws.br, limit: s.srv.opts.MaxPayload, ping: func(p []byte) {
-		_ = ws.writeFrame(opPong, p)
-	}}
-	for {
-		op, msg, err := fr.readMessage()
-		if err != nil {
-			var we *wsError
-			switch {
-			case errors.As(err, &we):
-				ws.closeWith(we.code)
-			case errors.Is(err, errPeerClosed):
-				ws.closeWith(closeNormal)
-			default:
-				ws.closeWith(closeNormal)
-			}
-			s.wsEnded(ws, we != nil)
+	ws.parser = s.newParser(ws)
+	emit := s.onMessage(ws)
+	if len(ws.early) > 0 {
+		early := ws.early
+		ws.early = nil
+		if err := ws.parser.feed(early, emit); err != nil {
+			s.wsReadEnded(ws, err)
 			return
 		}
+	}
+	buf := make([]byte, wsReadBuffer)
+	for {
+		n, err := ws.conn.Read(buf)
+		if n > 0 {
+			if perr := ws.parser.feed(buf[:n], emit); perr != nil {
+				s.wsReadEnded(ws, perr)
+				return
+			}
+		}
+		if err != nil {
+			s.wsReadEnded(ws, err)
+			return
+		}
+	}
+}
+
+// newParser is the frame parser of ws: pings are answered at once.
+func (s *Socket) newParser(ws *wsConn) frameParser {
+	return frameParser{limit: s.srv.opts.MaxPayload, ping: func(p []byte) {
+		_ = ws.writeFrame(opPong, p)
+	}}
+}
+
+// onMessage returns the handler of ws's data messages, called in arrival order; it returns
+// false once the message ended the websocket (the parse stops there).
+func (s *Socket) onMessage(ws *wsConn) func(op byte, msg []byte) bool {
+	return func(op byte, msg []byte) bool {
 		var p packet
 		if op == opBinary {
 			p = packet{typ: typeMessage, binary: true, data: msg}
-		} else if p, err = decodeText(msg); err != nil {
-			ws.closeWith(closeInvalidData)
-			s.wsEnded(ws, true)
-			return
+		} else {
+			var err error
+			if p, err = decodeText(msg); err != nil {
+				ws.closeWith(closeInvalidData)
+				s.wsEnded(ws, true)
+				return false
+			}
 		}
 		s.mu.Lock()
 		probing := s.upgrading == ws
@@ -174,12 +224,28 @@ func (s *Socket) readLoop(ws *wsConn) {
 			if !s.onProbePacket(ws, p) {
 				ws.closeWith(closeProtocol)
 				s.wsEnded(ws, false)
-				return
+				return false
 			}
-			continue
+			return true
 		}
 		s.onPacket(p)
+		return true
 	}
+}
+
+// wsReadEnded ends ws after its reading ended with err: a protocol error is answered with its
+// close code; a message that ended the websocket (errStopped) has done so already.
+func (s *Socket) wsReadEnded(ws *wsConn, err error) {
+	if errors.Is(err, errStopped) {
+		return
+	}
+	var we *wsError
+	if errors.As(err, &we) {
+		ws.closeWith(we.code)
+	} else {
+		ws.closeWith(closeNormal)
+	}
+	s.wsEnded(ws, we != nil)
 }
 
 // wsEnded is called when ws's read loop ends: the session ends with it if it is the session's

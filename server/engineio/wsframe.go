@@ -7,13 +7,11 @@ package engineio
 // batch of packets leaves in one write system call.
 
 import (
-	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -114,97 +112,144 @@ func appendPacketFrame(dst []byte, p packet) []byte {
 // closePayload is the body of a close frame.
 func closePayload(code int) []byte { return []byte{byte(code >> 8), byte(code)} }
 
-// frameReader reads client frames. control is called for each ping (the caller answers with
-// a pong); limit bounds a whole message.
-type frameReader struct {
-	r     *bufio.Reader
-	limit int
-	ping  func(payload []byte)
+// frameParser parses client frames from bytes as they arrive, in chunks of any size. Between
+// chunks it keeps only the bytes of a frame not yet complete and the message being assembled
+// from fragments: a connection between messages holds nothing.
+type frameParser struct {
+	limit int                  // bounds a whole message
+	ping  func(payload []byte) // called for each ping (the caller answers with a pong)
+
+	part []byte // an incomplete frame so far; nil between frames
+	op   byte   // opcode of a fragmented message under way; 0 when none
+	msg  []byte // that message's payload so far
 }
 
-// readMessage returns the next complete data message (opText or opBinary). The returned
-// slice is the caller's.
-func (fr *frameReader) readMessage() (op byte, msg []byte, err error) {
-	var hdr [14]byte
-	op = 0
-	for {
-		if _, err = io.ReadFull(fr.r, hdr[:2]); err != nil {
-			return 0, nil, err
+// feed parses b, which it does not keep, and passes each complete data message (opText or
+// opBinary; msg is the callee's) to emit; emit returning false stops the parse (errStopped).
+// A frame breaking RFC 6455 or the limit returns a *wsError, a close frame errPeerClosed; the
+// parser is then spent.
+func (p *frameParser) feed(b []byte, emit func(op byte, msg []byte) bool) error {
+	data := b
+	if p.part != nil {
+		p.part = append(p.part, b...)
+		data = p.part
+	}
+	for len(data) > 0 {
+		n, err := p.frame(data, emit)
+		if err != nil {
+			p.part, p.msg = nil, nil
+			return err
 		}
-		fin := hdr[0]&0x80 != 0
-		if hdr[0]&0x70 != 0 {
-			return 0, nil, &wsError{closeProtocol, "reserved bits set"}
+		if n == 0 {
+			break
 		}
-		fop := hdr[0] & 0x0F
-		if hdr[1]&0x80 == 0 {
-			return 0, nil, &wsError{closeProtocol, "unmasked client frame"}
+		data = data[n:]
+	}
+	switch {
+	case len(data) == 0:
+		p.part = nil
+	case p.part == nil:
+		p.part = append(make([]byte, 0, len(data)+512), data...)
+	case len(data) < len(p.part): // whole frames were taken off the front
+		p.part = append(p.part[:0], data...)
+	}
+	return nil
+}
+
+// errStopped is returned by feed when emit asked it to stop.
+var errStopped = errors.New("websocket: parse stopped")
+
+// frame parses the frame at the start of data and returns its length, or 0 when data holds
+// only part of it (a header over the limit is refused before its payload arrives).
+func (p *frameParser) frame(data []byte, emit func(op byte, msg []byte) bool) (int, error) {
+	if len(data) < 2 {
+		return 0, nil
+	}
+	fin := data[0]&0x80 != 0
+	if data[0]&0x70 != 0 {
+		return 0, &wsError{closeProtocol, "reserved bits set"}
+	}
+	fop := data[0] & 0x0F
+	if data[1]&0x80 == 0 {
+		return 0, &wsError{closeProtocol, "unmasked client frame"}
+	}
+	n, hdr := uint64(data[1]&0x7F), 2
+	switch n {
+	case 126:
+		if len(data) < 4 {
+			return 0, nil
 		}
-		n := uint64(hdr[1] & 0x7F)
-		switch n {
-		case 126:
-			if _, err = io.ReadFull(fr.r, hdr[2:4]); err != nil {
-				return 0, nil, err
+		n, hdr = uint64(binary.BigEndian.Uint16(data[2:4])), 4
+	case 127:
+		if len(data) < 10 {
+			return 0, nil
+		}
+		n, hdr = binary.BigEndian.Uint64(data[2:10]), 10
+	}
+	control := fop >= opClose
+	switch {
+	case control && (!fin || n > 125):
+		return 0, &wsError{closeProtocol, "invalid control frame"}
+	case control && fop != opClose && fop != opPing && fop != opPong:
+		return 0, &wsError{closeProtocol, "unknown opcode"}
+	case control:
+	case fop == opContinuation && p.op == 0:
+		return 0, &wsError{closeProtocol, "continuation without a message"}
+	case fop != opContinuation && p.op != 0:
+		return 0, &wsError{closeProtocol, "new message inside a fragmented one"}
+	case fop != opContinuation && fop != opText && fop != opBinary:
+		return 0, &wsError{closeProtocol, "unknown opcode"}
+	case n > uint64(p.limit-len(p.msg)):
+		return 0, &wsError{closeMessageTooBig, "message too big"}
+	}
+	end := hdr + 4 + int(n) // n is at most the limit here
+	if len(data) < end {
+		return 0, nil
+	}
+	mask := [4]byte(data[hdr : hdr+4])
+	payload := data[hdr+4 : end]
+	if control {
+		var buf [125]byte
+		c := buf[:n]
+		unmaskTo(c, payload, mask)
+		switch fop {
+		case opClose:
+			return 0, errPeerClosed
+		case opPing:
+			if p.ping != nil {
+				p.ping(c)
 			}
-			n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
-		case 127:
-			if _, err = io.ReadFull(fr.r, hdr[2:10]); err != nil {
-				return 0, nil, err
-			}
-			n = binary.BigEndian.Uint64(hdr[2:10])
 		}
-		var mask [4]byte
-		if _, err = io.ReadFull(fr.r, mask[:]); err != nil {
-			return 0, nil, err
-		}
-		if fop >= opClose { // control frame
-			if !fin || n > 125 {
-				return 0, nil, &wsError{closeProtocol, "invalid control frame"}
-			}
-			var buf [125]byte
-			p := buf[:n]
-			if _, err = io.ReadFull(fr.r, p); err != nil {
-				return 0, nil, err
-			}
-			unmask(p, mask)
-			switch fop {
-			case opClose:
-				return 0, nil, errPeerClosed
-			case opPing:
-				if fr.ping != nil {
-					fr.ping(p)
-				}
-			case opPong:
-			default:
-				return 0, nil, &wsError{closeProtocol, "unknown opcode"}
-			}
-			continue
-		}
-		switch {
-		case fop == opContinuation && op == 0:
-			return 0, nil, &wsError{closeProtocol, "continuation without a message"}
-		case fop != opContinuation && op != 0:
-			return 0, nil, &wsError{closeProtocol, "new message inside a fragmented one"}
-		case fop != opContinuation && fop != opText && fop != opBinary:
-			return 0, nil, &wsError{closeProtocol, "unknown opcode"}
-		}
-		if fop != opContinuation {
-			op = fop
-		}
-		if n > uint64(fr.limit-len(msg)) {
-			return 0, nil, &wsError{closeMessageTooBig, "message too big"}
-		}
-		start := len(msg)
-		msg = append(msg, make([]byte, n)...)
-		if _, err = io.ReadFull(fr.r, msg[start:]); err != nil {
-			return 0, nil, err
-		}
-		unmask(msg[start:], mask)
-		if fin {
-			if op == opText && !utf8.Valid(msg) {
-				return 0, nil, &wsError{closeInvalidData, "text message is not UTF-8"}
-			}
-			return op, msg, nil
-		}
+		return end, nil
+	}
+	if fop != opContinuation {
+		p.op = fop
+	}
+	start := len(p.msg)
+	if fin && start == 0 {
+		p.msg = make([]byte, n) // the common case: a whole message in one frame, sized exactly
+	} else {
+		p.msg = append(p.msg, make([]byte, n)...)
+	}
+	unmaskTo(p.msg[start:], payload, mask)
+	if !fin {
+		return end, nil
+	}
+	op, msg := p.op, p.msg
+	p.op, p.msg = 0, nil
+	if op == opText && !utf8.Valid(msg) {
+		return 0, &wsError{closeInvalidData, "text message is not UTF-8"}
+	}
+	if !emit(op, msg) {
+		return 0, errStopped
+	}
+	return end, nil
+}
+
+// unmaskTo writes src unmasked into dst (of the same length).
+func unmaskTo(dst, src []byte, mask [4]byte) {
+	for i := range src {
+		dst[i] = src[i] ^ mask[i&3]
 	}
 }
 

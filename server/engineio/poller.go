@@ -1,0 +1,265 @@
+package engineio
+
+// Readiness-driven websocket reads. An idle websocket is the common case for a signaling
+// server (a client waits for its peer), so none holds a goroutine or a read buffer: after the
+// opening handshake the connection goes to an nbio poller (one epoll set, edge-triggered). When
+// a connection has bytes, the poller's goroutine reads them into its one shared buffer and
+// parses whole frames into the connection's inbox; a goroutine started for the burst delivers
+// the inbox in arrival order and ends when it is empty. A full inbox pauses reading that
+// connection until its deliverer takes the inbox: the rest waits in the kernel's buffer and TCP
+// pushes back on that client only.
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
+)
+
+// inboxMax is how many parsed messages a websocket may have waiting for delivery before
+// reading it pauses. Together with the Socket.IO layer's own queue it bounds what one client
+// can have in flight.
+const inboxMax = 32
+
+// poller reads websockets as they become readable.
+type poller struct {
+	srv *Server
+	eng *nbio.Engine
+
+	// The poller's connections. Looked up under mu rather than kept as nbio's session: the
+	// lock orders what attach set up before the poller's first event for the connection.
+	mu    sync.Mutex
+	conns map[*nbio.Conn]*wsConn
+}
+
+// conn returns the websocket of c, and forgets it when forget is set.
+func (p *poller) conn(c *nbio.Conn, forget bool) *wsConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ws := p.conns[c]
+	if forget {
+		delete(p.conns, c)
+	}
+	return ws
+}
+
+// maxUnsent is how much a websocket may leave unsent, when its client reads slower than the
+// server writes, before the connection is closed; WriteTimeout applies as well.
+func maxUnsent(maxPayload int) int { return max(4<<20, 4*maxPayload) }
+
+var nbioSetup sync.Once
+
+func newPoller(srv *Server) (*poller, error) {
+	nbioSetup.Do(func() {
+		logging.SetLogger(nbioLogger{})
+		// nbio indexes connections by descriptor in a table of this size, allocated at start.
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur > 0 &&
+			lim.Cur < uint64(nbio.MaxOpenFiles) {
+			nbio.MaxOpenFiles = int(lim.Cur)
+		}
+	})
+	eng := nbio.NewEngine(nbio.Config{
+		Name:               "engineio",
+		NPoller:            1,
+		MaxWriteBufferSize: maxUnsent(srv.opts.MaxPayload),
+		// Edge-triggered: a paused connection is not reported again until more arrives, and
+		// the deliverer reads what is left when it resumes.
+		EpollMod: nbio.EPOLLET,
+	})
+	p := &poller{srv: srv, eng: eng, conns: make(map[*nbio.Conn]*wsConn)}
+	eng.OnRead(func(c *nbio.Conn) {
+		if ws := p.conn(c, false); ws != nil {
+			p.fill(ws, eng.PollerBuffer(c))
+		}
+	})
+	eng.OnClose(func(c *nbio.Conn, err error) {
+		if ws := p.conn(c, true); ws != nil {
+			p.end(ws, err)
+		}
+	})
+	if err := eng.Start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// attach gives ws to the poller; false leaves ws as it was (a TLS connection, say), to be read
+// by a goroutine of its own.
+func (p *poller) attach(ws *wsConn) bool {
+	switch ws.conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return false
+	}
+	ws.rmu.Lock()
+	defer ws.rmu.Unlock()
+	ws.mu.Lock()
+	if ws.closed {
+		ws.mu.Unlock()
+		return false // readLoop finds it closed
+	}
+	nc, err := nbio.NBConn(ws.conn) // a duplicate descriptor; the original is closed
+	if err != nil {
+		ws.mu.Unlock()
+		return false
+	}
+	ws.conn = nc
+	ws.mu.Unlock()
+
+	ws.parser = ws.sock.newParser(ws)
+	p.mu.Lock()
+	p.conns[nc] = ws
+	p.mu.Unlock()
+	if early := ws.early; early != nil {
+		ws.early = nil
+		p.parseLocked(ws, early)
+	}
+	if _, err := p.eng.AddConn(nc); err != nil {
+		p.conn(nc, true)
+		p.endLocked(ws, err)
+		p.deliverLocked(ws)
+	}
+	return true
+}
+
+// fill reads what ws has into its inbox, on the poller's goroutine (buf is the poller's) or,
+// after a pause, on the deliverer's.
+func (p *poller) fill(ws *wsConn, buf []byte) {
+	ws.rmu.Lock()
+	defer ws.rmu.Unlock()
+	for !ws.ended && !ws.paused {
+		n, err := ws.conn.Read(buf)
+		if n > 0 {
+			p.parseLocked(ws, buf[:n])
+		}
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if errors.Is(err, syscall.EAGAIN) {
+			break
+		}
+		if err != nil || n == 0 { // n == 0: the client closed its side, after what it sent
+			p.endLocked(ws, err)
+		}
+	}
+	p.deliverLocked(ws)
+}
+
+// parseLocked parses b into ws's inbox; a protocol error ends reading.
+func (p *poller) parseLocked(ws *wsConn, b []byte) {
+	err := ws.parser.feed(b, func(op byte, msg []byte) bool {
+		ws.inbox = append(ws.inbox, wsMessage{op, msg})
+		if len(ws.inbox) >= inboxMax {
+			ws.paused = true
+		}
+		return true
+	})
+	if err != nil {
+		p.endLocked(ws, err)
+	}
+	p.deliverLocked(ws)
+}
+
+// end ends reading ws (its connection is closed).
+func (p *poller) end(ws *wsConn, err error) {
+	ws.rmu.Lock()
+	defer ws.rmu.Unlock()
+	p.endLocked(ws, err)
+	p.deliverLocked(ws)
+}
+
+func (p *poller) endLocked(ws *wsConn, err error) {
+	if ws.ended {
+		return
+	}
+	ws.ended = true
+	ws.endErr = err
+	ws.paused = false
+}
+
+// deliverLocked starts a deliverer for ws if it has anything to deliver and none runs; the
+// goroutine is counted in the server's readers, and none starts once the server is closing
+// (its sessions have been ended).
+func (p *poller) deliverLocked(ws *wsConn) {
+	if ws.delivering || (len(ws.inbox) == 0 && (!ws.ended || ws.endDone)) {
+		return
+	}
+	p.srv.mu.RLock()
+	if p.srv.closed {
+		p.srv.mu.RUnlock()
+		ws.inbox, ws.endDone = nil, true
+		return
+	}
+	p.srv.readers.Add(1)
+	p.srv.mu.RUnlock()
+	ws.delivering = true
+	go p.deliver(ws)
+}
+
+// deliver hands ws's messages to its session in arrival order until the inbox is empty, then
+// the end of reading, if it came. While it runs, ws.delivering keeps any other from starting.
+func (p *poller) deliver(ws *wsConn) {
+	defer p.srv.readers.Done()
+	emit := ws.sock.onMessage(ws)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			readBufs.Put(bp)
+		}
+	}()
+	for {
+		ws.rmu.Lock()
+		batch, resume := ws.inbox, ws.paused
+		ws.inbox, ws.paused = nil, false
+		if len(batch) == 0 {
+			end := ws.ended && !ws.endDone
+			ws.endDone = ws.endDone || ws.ended
+			ws.delivering = false
+			err := ws.endErr
+			ws.rmu.Unlock()
+			if end {
+				ws.sock.wsReadEnded(ws, err)
+			}
+			return
+		}
+		ws.rmu.Unlock()
+		if resume { // no event comes for what arrived while paused: read it now
+			if bp == nil {
+				bp = readBufs.Get().(*[]byte)
+			}
+			p.fill(ws, *bp)
+		}
+		for i, m := range batch {
+			if !emit(m.op, m.msg) { // the message ended the websocket
+				ws.rmu.Lock()
+				ws.ended, ws.endDone, ws.inbox, ws.paused, ws.delivering = true, true, nil, false, false
+				ws.rmu.Unlock()
+				return
+			}
+			batch[i] = wsMessage{}
+		}
+	}
+}
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// stop closes the poller's remaining connections and stops it.
+func (p *poller) stop() { p.eng.Stop() }
+
+// nbioLogger passes nbio's warnings and errors to the default slog logger.
+type nbioLogger struct{}
+
+func (nbioLogger) Debug(string, ...any) {}
+func (nbioLogger) Info(string, ...any)  {}
+func (nbioLogger) Warn(format string, v ...any) {
+	slog.Warn("websocket poller", "msg", fmt.Sprintf(format, v...))
+}
+func (nbioLogger) Error(format string, v ...any) {
+	slog.Error("websocket poller", "msg", fmt.Sprintf(format, v...))
+}
