@@ -37,10 +37,12 @@ func (s *Server) heartbeat() {
 	}
 }
 
-// dueAt says whether the session has something to do at now.
+// dueAt says whether the session has something to do at now; it also drops the handshake
+// context built since the last tick.
 func (s *Socket) dueAt(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ctx = nil // see Request
 	switch {
 	case s.state == stateClosed:
 		return s.lingerUntil != (time.Time{}) && !now.Before(s.lingerUntil)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,8 +41,6 @@ type Socket struct {
 	reqURL  *url.URL
 	secure  bool
 	headers http.Header
-	ctxOnce sync.Once
-	ctx     *types.HttpContext
 
 	mu        sync.Mutex
 	state     int
@@ -58,6 +57,9 @@ type Socket struct {
 	// refused (400) without ending the session, which is moving to the websocket.
 	noopSent  bool
 	closeLast bool // the close packet has left in a poll: end the session once it is written
+	// The handshake as the layer above asked for it, kept until the next heartbeat tick: it
+	// asks several times in a row while a namespace connects, and keeps copies of its own.
+	ctx *types.HttpContext
 
 	// Heartbeat, checked by the server's heartbeat loop.
 	nextPing        time.Time
@@ -77,13 +79,14 @@ type pollWait struct {
 }
 
 func newSocket(srv *Server, id string, r *http.Request) *Socket {
+	// Copies: the request's values share one array, which would keep every header alive.
 	h := http.Header{}
 	if o := r.Header.Values("Origin"); len(o) > 0 {
-		h["Origin"] = o
+		h["Origin"] = slices.Clone(o)
 	}
 	for _, k := range srv.opts.KeepHeaders {
 		if v := r.Header.Values(k); len(v) > 0 {
-			h[http.CanonicalHeaderKey(k)] = v
+			h[http.CanonicalHeaderKey(k)] = slices.Clone(v)
 		}
 	}
 	return &Socket{
@@ -133,9 +136,13 @@ func (s *Socket) Upgrading() bool {
 }
 
 // Request is the handshake request as the layer above sees it: its URL, peer, TLS, and the kept
-// headers. Built on first use; its context is already done, so it holds no goroutine.
+// headers. Built on demand and dropped at the next heartbeat tick (the Socket.IO layer copies
+// what it needs into its handshake), so an idle session does not hold it; its context is
+// already done, so it holds no goroutine.
 func (s *Socket) Request() *types.HttpContext {
-	s.ctxOnce.Do(func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		r := (&http.Request{
@@ -146,7 +153,7 @@ func (s *Socket) Request() *types.HttpContext {
 			r.TLS = &tls.ConnectionState{}
 		}
 		s.ctx = types.NewHttpContext(noResponse{}, r)
-	})
+	}
 	return s.ctx
 }
 
