@@ -179,7 +179,8 @@ func runEvent(ctx context.Context, hub *signaling.Hub, log *slog.Logger, work *i
 		reply, after = hub.Handle(signaling.WithRelease(ctx, ev.Done), c, event, payload)
 	}
 	if ack != nil {
-		ack([]any{reply}, nil)
+		// Written out here: the encoder sends pre-encoded JSON as it is (sioparser).
+		ack([]any{json.RawMessage(reply.AppendJSON(make([]byte, 0, 64)))}, nil)
 	}
 	if after != nil {
 		after()

@@ -1,6 +1,9 @@
 package signaling
 
 import (
+	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -53,6 +56,36 @@ func TestOptionalFieldsTellAbsentFromEmpty(t *testing.T) {
 		}
 		if _, e := optional("room", a.Room, roomRe); (e == nil) != ok {
 			t.Errorf("%s: %v", payload, e)
+		}
+	}
+}
+
+// Reply.AppendJSON writes what encoding/json writes, key for key (strings may keep <, > and &
+// unescaped, which decodes the same).
+func TestReplyAppendJSON(t *testing.T) {
+	for _, r := range []Reply{
+		okReply(),
+		{"ok": true, "seq": int64(12), "duplicate": true},
+		{"ok": true, "seq": int64(1), "held": true, "expiresInMs": int64(29999)},
+		errReply(errorf(CodeBadRequest, `field "sdp": <bad> & "quoted" \ é \u2028`)),
+		{"ok": true, "token": "abc", "acked": int64(0), "n": 3, "none": nil, "err": (*Error)(nil)},
+		{"ok": true, "room": "r", "peers": []string{"a"}, "limits": Limits{1, 2, 3}, "x": 1.5},
+	} {
+		got := r.AppendJSON(nil)
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("AppendJSON %s\nencoding/json %s", got, want)
+		}
+		if !bytes.ContainsAny(want, `\`) && !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON %s\nencoding/json %s", got, want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -69,6 +70,55 @@ func errorf(code Code, format string, args ...any) *Error {
 type Reply map[string]any
 
 func okReply() Reply { return Reply{"ok": true} }
+
+// AppendJSON appends r as encoding/json would write it (keys sorted), without reflection for
+// the values of the frequent replies (booleans, integers, strings, errors): every event is
+// acknowledged, so this runs as often as events arrive.
+func (r Reply) AppendJSON(b []byte) []byte {
+	var arr [16]string
+	keys := arr[:0]
+	for k := range r {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		switch v := r[k].(type) {
+		case nil:
+			b = append(b, "null"...)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case string:
+			b = appendJSONString(b, v)
+		case *Error:
+			if v == nil {
+				b = append(b, "null"...)
+				break
+			}
+			b = append(b, `{"code":`...)
+			b = appendJSONString(b, string(v.Code))
+			b = append(b, `,"message":`...)
+			b = appendJSONString(b, v.Message)
+			b = append(b, '}')
+		default:
+			j, err := json.Marshal(v)
+			if err != nil {
+				j = []byte("null") // none of the hub's values fails; a reply is never left unsent
+			}
+			b = append(b, j...)
+		}
+	}
+	return append(b, '}')
+}
 
 func errReply(e *Error) Reply { return Reply{"ok": false, "error": e} }
 
