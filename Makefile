@@ -26,7 +26,7 @@ node_modules: package-lock.json
 # Fuzz targets: `make fuzz` runs each for FUZZTIME; the test command runs each for a count of
 # inputs (a time budget can trip the fuzzer's "context deadline exceeded" while it minimises).
 FUZZ_TARGETS = server/signaling:FuzzDecodeCandidate server/signaling:FuzzDecodeSDP \
-	server/signaling:FuzzDecodeEnvelope server/signaling:FuzzHandle server/signaling:FuzzAppendJSONString \
+	server/signaling:FuzzDecodeEnvelope server/signaling:FuzzFastDecode server/signaling:FuzzHandle server/signaling:FuzzAppendJSONString \
 	server/sioparser:FuzzDecodePacket auth:FuzzVerify server/engineio:FuzzDecodePayload \
 	server/engineio:FuzzReadMessage
 FUZZTIME ?= 60s

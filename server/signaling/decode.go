@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"regexp"
 )
 
 // joinArgs is the payload of join.
@@ -74,6 +73,10 @@ func decodeArgs(payload json.RawMessage, v any, prefix string) *Error {
 // other than room and seq comes back as bodyErr, after the rest was decoded: the message's seq
 // is then consumed with that error, as for any other invalid body.
 func decodeMsg(payload json.RawMessage) (a msgArgs, bodyErr, err *Error) {
+	if fastMsg(payload, &a) {
+		return a, nil, nil
+	}
+	a = msgArgs{} // what the fast path took before it gave up
 	if e := decodeArgs(payload, &a, ""); e != nil {
 		if e.field == "" || e.field == "room" || e.field == "seq" {
 			return a, nil, e
@@ -120,7 +123,7 @@ func expected(t reflect.Type) string {
 }
 
 // required checks a required string field against re (nil: any non-empty string).
-func required(key, s string, re *regexp.Regexp) (string, *Error) {
+func required(key, s string, re *pattern) (string, *Error) {
 	if s == "" {
 		return "", errorf(CodeBadRequest, "%s is required", key)
 	}
@@ -128,7 +131,7 @@ func required(key, s string, re *regexp.Regexp) (string, *Error) {
 }
 
 // optional checks an optional string field against re; absent or null gives "".
-func optional(key string, s *string, re *regexp.Regexp) (string, *Error) {
+func optional(key string, s *string, re *pattern) (string, *Error) {
 	if s == nil {
 		return "", nil
 	}
@@ -193,8 +196,11 @@ func decodeCandidate(raw json.RawMessage, from string, lim Limits) ([]byte, *Err
 		return encodeCandidate(from, nil), nil
 	}
 	var c candidateArgs
-	if e := decodeArgs(raw, &c, "candidate"); e != nil {
-		return nil, e
+	if !fastCandidate(raw, &c) {
+		c = candidateArgs{}
+		if e := decodeArgs(raw, &c, "candidate"); e != nil {
+			return nil, e
+		}
 	}
 	if c.Candidate == nil {
 		return nil, errorf(CodeBadRequest, "candidate.candidate must be a string")

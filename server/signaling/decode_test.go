@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -86,6 +87,23 @@ func TestReplyAppendJSON(t *testing.T) {
 		}
 		if !bytes.ContainsAny(want, `\`) && !bytes.Equal(got, want) {
 			t.Fatalf("AppendJSON %s\nencoding/json %s", got, want)
+		}
+	}
+}
+
+// The byte-table patterns match what the regular expressions they stand for match.
+func TestPatternsMatchTheirRegexps(t *testing.T) {
+	for _, p := range []*pattern{roomRe, nonceRe, idRe} {
+		re := regexp.MustCompile(p.String())
+		cases := []string{"", "a", "abcdefgh", "a.b", "a~b", "a-b_c", "a b", "é", "a{b}", "A9", strings.Repeat("x", 64),
+			strings.Repeat("x", 65), strings.Repeat("y", 128), strings.Repeat("y", 129), "ab\n", "\x00", "abc/def"}
+		for c := 0; c < 256; c++ {
+			cases = append(cases, strings.Repeat(string(rune(c)), 8), "abcdefg"+string([]byte{byte(c)}))
+		}
+		for _, s := range cases {
+			if p.MatchString(s) != re.MatchString(s) {
+				t.Errorf("%s on %q: %v, regexp %v", p, s, p.MatchString(s), re.MatchString(s))
+			}
 		}
 	}
 }

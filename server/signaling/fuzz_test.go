@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +175,39 @@ func mustHandle(h *Hub, c Conn, ev string, payload json.RawMessage) Reply {
 		after()
 	}
 	return r
+}
+
+// FuzzFastDecode: whatever the fast path takes, it decodes as encoding/json does.
+func FuzzFastDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"room":"r1","seq":1,"candidate":{"candidate":"candidate:1 1 udp 2122260223 10.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":null}}`,
+		`{"room":"r1","seq":2,"sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n","to":"p1"}`,
+		`{"room":"r1","seq":3,"candidate":null}`, ` { "room" : "r" , "seq" : 1.5e3 } `, `{"room":"\u00e9","seq":1}`,
+		`{"Room":"r","seq":1}`, `{"room":"r","room":"s"}`, `{"seq":-0.0}`, `{"seq":1e400}`, `{"to":null,"sdp":"\/\t"}`,
+		`{"candidate":{"sdpMLineIndex":null,"x":[1,{"a":"}"}]}}`, `{}`, `{"room":"r",}`, `{"room":"é"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast msgArgs
+		if fastMsg(data, &fast) {
+			var slow msgArgs
+			if err := json.Unmarshal(data, &slow); err != nil {
+				t.Fatalf("fast path took %q, encoding/json: %v", data, err)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: fast %+v, encoding/json %+v", data, fast, slow)
+			}
+		}
+		var fc candidateArgs
+		if fastCandidate(data, &fc) {
+			var slow candidateArgs
+			if err := json.Unmarshal(data, &slow); err != nil {
+				t.Fatalf("fast path took candidate %q, encoding/json: %v", data, err)
+			}
+			if !reflect.DeepEqual(fc, slow) {
+				t.Fatalf("candidate %q: fast %+v, encoding/json %+v", data, fc, slow)
+			}
+		}
+	})
 }

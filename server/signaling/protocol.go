@@ -8,7 +8,6 @@ package signaling
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,10 +122,45 @@ func (r Reply) AppendJSON(b []byte) []byte {
 func errReply(e *Error) Reply { return Reply{"ok": false, "error": e} }
 
 var (
-	roomRe  = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
-	nonceRe = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
-	idRe    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	roomRe  = newPattern("._~-", 1, 128) // ^[A-Za-z0-9._~-]{1,128}$
+	nonceRe = newPattern("_-", 8, 64)    // ^[A-Za-z0-9_-]{8,64}$
+	idRe    = newPattern("_-", 1, 64)    // ^[A-Za-z0-9_-]{1,64}$
 )
+
+// pattern is a regular expression of the form ^[A-Za-z0-9<extra>]{min,max}$, checked with a
+// byte table: room, nonce and id checks run on every event.
+type pattern struct {
+	src      string
+	allowed  [256]bool
+	min, max int
+}
+
+func newPattern(extra string, min, max int) *pattern {
+	p := &pattern{min: min, max: max}
+	cls := "A-Za-z0-9" + extra
+	p.src = "^[" + cls + "]{" + strconv.Itoa(min) + "," + strconv.Itoa(max) + "}$"
+	for c := 0; c < 256; c++ {
+		p.allowed[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+			strings.IndexByte(extra, byte(c)) >= 0
+	}
+	return p
+}
+
+// MatchString says whether s matches p.
+func (p *pattern) MatchString(s string) bool {
+	if len(s) < p.min || len(s) > p.max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !p.allowed[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// String is the regular expression p checks.
+func (p *pattern) String() string { return p.src }
 
 // maxSeq keeps sequence numbers exact in JSON numbers (float64).
 const maxSeq = 1<<53 - 1
