@@ -27,6 +27,7 @@ func TestGoroutineReads(t *testing.T) {
 		"Upgrade":          TestUpgrade,
 		"EarlyFrame":       TestWebsocketEarlyFrame,
 		"LastWordsKept":    TestWebsocketLastMessageBeforeCloseKept,
+		"PollAfterUpgrade": TestPollRightAfterUpgradePacketIsRefused,
 	} {
 		t.Run(name, test)
 	}
@@ -180,5 +181,28 @@ func TestWebsocketLastMessageBeforeCloseKept(t *testing.T) {
 	defer mu.Unlock()
 	if len(last) != rounds {
 		t.Fatalf("%d of %d last messages delivered: %q", len(last), rounds, last)
+	}
+}
+
+// A poll the client sends right after its upgrade packet finds the session upgraded (400), as
+// the official suite checks; the websocket goes on.
+func TestPollRightAfterUpgradePacketIsRefused(t *testing.T) {
+	e := newEchoServer(t, Options{})
+	for i := range 30 {
+		sid := "&sid=" + openPolling(t, e)
+		c := dial(t, e.url+"&transport=websocket"+sid)
+		_ = c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+		if _, m := read(t, c); m != "3probe" {
+			t.Fatalf("probe answer %q", m)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte("5"))
+		if code, body := do(t, "GET", e.url+"&transport=polling"+sid, ""); code != 400 {
+			t.Fatalf("round %d: poll after the upgrade packet: %d %q", i, code, body)
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte("4hello"))
+		if _, m := read(t, c); m != "4hello" {
+			t.Fatalf("after upgrade %q", m)
+		}
+		c.Close()
 	}
 }

@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// probeGrace is how long a poll that arrives between the probe's answer and the upgrade
+// packet waits for that packet (see servePoll).
+const probeGrace = 100 * time.Millisecond
+
 // servePolling handles a GET (poll) or POST (payload) of an open polling session.
 func (s *Socket) servePolling(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
@@ -84,18 +88,34 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, codeBadRequest)
 		return
 	}
-	if s.noop {
-		s.noop, s.noopSent = false, true
-		s.mu.Unlock()
-		writePayload(w, []byte{typeNoop})
-		return
-	}
 	wait := &pollWait{ch: make(chan struct{})}
+	var grace <-chan time.Time
+	if s.noop {
+		// The probe was answered while no poll was parked. This poll was either sent before
+		// the client saw that answer (it gets the noop, then the client sends its upgrade
+		// packet) or after the upgrade packet, which may still be on its way on the
+		// websocket: it waits up to probeGrace for that packet, and is refused if it comes.
+		wait.afterProbe = true
+		t := time.NewTimer(probeGrace)
+		defer t.Stop()
+		grace = t.C
+	}
 	s.poll = wait
 	s.mu.Unlock()
 
 	select {
 	case <-wait.ch:
+	case <-grace:
+		s.mu.Lock()
+		if s.poll == wait {
+			s.poll = nil
+			s.noop, s.noopSent = false, true
+			s.mu.Unlock()
+			writePayload(w, []byte{typeNoop})
+			return
+		}
+		s.mu.Unlock()
+		<-wait.ch // answered meanwhile
 	case <-r.Context().Done():
 		s.mu.Lock()
 		mine := s.poll == wait
@@ -106,6 +126,10 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		// The client gave up on the poll (or the answer raced the cancellation and is lost):
 		// the session cannot go on.
 		s.finish("transport close", typeClose)
+		return
+	}
+	if wait.refused {
+		writeError(w, codeBadRequest)
 		return
 	}
 	writePayload(w, wait.body)

@@ -76,6 +76,9 @@ type pollWait struct {
 	ch   chan struct{}
 	body []byte
 	last bool // the body ends the session
+	// The poll arrived after the probe was answered: if the upgrade completes while it
+	// waits, it was sent after the upgrade packet and is refused (refused set, no body).
+	afterProbe, refused bool
 }
 
 func newSocket(srv *Server, id string, r *http.Request) *Socket {

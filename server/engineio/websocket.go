@@ -276,9 +276,8 @@ func (s *Socket) wsEnded(ws *wsConn, protocolError bool) {
 func (s *Socket) onProbePacket(ws *wsConn, p packet) bool {
 	switch {
 	case p.typ == typePing && string(p.data) == "probe":
-		if err := ws.writePackets([]packet{{typ: typePong, data: p.data}}); err != nil {
-			return false
-		}
+		// Polling is wound down before the answer leaves: a poll the client sends once it has
+		// the answer must find the session upgrading.
 		s.mu.Lock()
 		if w := s.poll; w != nil {
 			s.poll = nil
@@ -289,7 +288,7 @@ func (s *Socket) onProbePacket(ws *wsConn, p packet) bool {
 			s.noop = true
 		}
 		s.mu.Unlock()
-		return true
+		return ws.writePackets([]packet{{typ: typePong, data: p.data}}) == nil
 	case p.typ == typeUpgrade:
 		s.mu.Lock()
 		if s.upgrading != ws || s.state == stateClosed {
@@ -300,7 +299,11 @@ func (s *Socket) onProbePacket(ws *wsConn, p packet) bool {
 		s.transport, s.ws, s.upgraded = "websocket", ws, true
 		if w := s.poll; w != nil {
 			s.poll = nil
-			w.body = []byte{typeNoop}
+			if w.afterProbe {
+				w.refused = true
+			} else {
+				w.body = []byte{typeNoop}
+			}
 			close(w.ch)
 		}
 		s.mu.Unlock()
