@@ -24,7 +24,10 @@ type Config struct {
 	InstanceID  string   // unique per instance; deliveries are routed by it
 	CORSOrigins []string // allowed browser origins; "*" allows any
 	Engine      string   // Engine.IO server under the Socket.IO layer: EngineLibrary or EngineSwitchboard
-	LogLevel    slog.Level
+	// WSPoller: Switchboard's engine reads websockets through one poller (an idle one holds no
+	// goroutine); false gives each a read goroutine.
+	WSPoller bool
+	LogLevel slog.Level
 
 	HeldOfferTTL   time.Duration // how long a held offer waits for an answerer
 	ResumeWindow   time.Duration // how long a disconnected peer keeps its place
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		InstanceID:         defaultInstanceID(),
 		CORSOrigins:        []string{"*"},
 		Engine:             EngineSwitchboard,
+		WSPoller:           true,
 		LogLevel:           slog.LevelInfo,
 		HeldOfferTTL:       store.DefaultHeldTTL,
 		ResumeWindow:       store.DefaultResumeWindow,
@@ -150,6 +154,17 @@ func durSetting(env, fl, usage string, p *time.Duration) setting {
 	}, func() string { return p.String() }}
 }
 
+func boolSetting(env, fl, usage string, p *bool) setting {
+	return setting{env, fl, usage, func(s string) error {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		*p = b
+		return nil
+	}, func() string { return strconv.FormatBool(*p) }}
+}
+
 func intSetting(env, fl, usage string, p *int) setting {
 	return setting{env, fl, usage, func(s string) error {
 		n, err := strconv.Atoi(s)
@@ -172,6 +187,7 @@ func (c *Config) settings() []setting {
 		strSetting("SWITCHBOARD_INSTANCE_ID", "instance-id", "unique instance id", &c.InstanceID),
 		listSetting("SWITCHBOARD_CORS_ORIGINS", "cors-origins", "comma-separated allowed browser origins, * for any", &c.CORSOrigins),
 		strSetting("SWITCHBOARD_ENGINE", "engine", "Engine.IO server under Socket.IO: library or switchboard", &c.Engine),
+		boolSetting("SWITCHBOARD_WS_POLLER", "ws-poller", "switchboard engine: read websockets through one poller (false: a goroutine each)", &c.WSPoller),
 		{"SWITCHBOARD_LOG_LEVEL", "log-level", "debug, info, warn or error",
 			func(s string) error { return c.LogLevel.UnmarshalText([]byte(s)) },
 			func() string { return strings.ToLower(c.LogLevel.String()) }},

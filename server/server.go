@@ -85,6 +85,7 @@ func (s *Server) engine(cfg Config) http.Handler {
 			PingTimeout:  cfg.PingTimeout,
 			MaxPayload:   cfg.MaxMessageBytes,
 			CORS:         engineCORS(cfg.CORSOrigins),
+			NoPoller:     !cfg.WSPoller,
 		})
 		s.io.Bind(eng)
 		return eng

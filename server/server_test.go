@@ -28,6 +28,7 @@ func TestLoadConfig(t *testing.T) {
 		"SWITCHBOARD_LOG_LEVEL":           "debug",
 		"REDIS_URL":                       "redis://127.0.0.1:6379/0",
 		"SWITCHBOARD_REDIS_WAIT_REPLICAS": "1",
+		"SWITCHBOARD_WS_POLLER":           "false",
 	}
 	cfg, err := server.LoadConfig([]string{"-room-capacity", "4"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -36,11 +37,11 @@ func TestLoadConfig(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:9000" || cfg.HeldOfferTTL != 90*time.Second || cfg.RoomCapacity != 4 ||
 		cfg.LogLevel != slog.LevelDebug || cfg.RedisURL != "redis://127.0.0.1:6379/0" ||
 		len(cfg.CORSOrigins) != 2 || cfg.CORSOrigins[1] != "https://b.example" ||
-		cfg.StoreOptions().WaitReplicas != 1 {
+		cfg.StoreOptions().WaitReplicas != 1 || cfg.WSPoller {
 		t.Fatalf("config %+v", cfg)
 	}
 	def := server.DefaultConfig()
-	if cfg.ResumeWindow != def.ResumeWindow || cfg.MaxSDPBytes != def.MaxSDPBytes {
+	if cfg.ResumeWindow != def.ResumeWindow || cfg.MaxSDPBytes != def.MaxSDPBytes || !def.WSPoller {
 		t.Fatalf("unset settings lost their defaults: %+v", cfg)
 	}
 	for _, bad := range []map[string]string{
@@ -52,6 +53,7 @@ func TestLoadConfig(t *testing.T) {
 		{"SWITCHBOARD_MAX_SDP_BYTES": "999999999"},
 		{"SWITCHBOARD_REDIS_CLUSTER_RELOAD": "0s"},
 		{"SWITCHBOARD_REDIS_WAIT_REPLICAS": "-1"},
+		{"SWITCHBOARD_WS_POLLER": "maybe"},
 	} {
 		if _, err := server.LoadConfig(nil, func(k string) string { return bad[k] }, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
@@ -153,12 +155,13 @@ func TestHealthAndReadiness(t *testing.T) {
 // SWITCHBOARD_ENGINE names, Switchboard's by default).
 func TestSocketIOSeam(t *testing.T) {
 	for _, engine := range []string{server.EngineLibrary, server.EngineSwitchboard} {
-		t.Run(engine, func(t *testing.T) { testSocketIOSeam(t, engine) })
+		t.Run(engine, func(t *testing.T) { testSocketIOSeam(t, engine, true) })
 	}
+	t.Run("switchboard without the poller", func(t *testing.T) { testSocketIOSeam(t, server.EngineSwitchboard, false) })
 }
 
-func testSocketIOSeam(t *testing.T, engine string) {
-	inst := startInstances(t, store.NewMemory(store.Options{}), 2, func(c *server.Config) { c.Engine = engine })
+func testSocketIOSeam(t *testing.T, engine string, poller bool) {
+	inst := startInstances(t, store.NewMemory(store.Options{}), 2, func(c *server.Config) { c.Engine, c.WSPoller = engine, poller })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dial := func(url string) *sioclient.Client {
