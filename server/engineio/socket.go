@@ -14,7 +14,6 @@ import (
 
 	parserpacket "github.com/zishang520/engine.io-go-parser/packet"
 	"github.com/zishang520/engine.io/v2/engine"
-	"github.com/zishang520/engine.io/v2/events"
 	"github.com/zishang520/engine.io/v2/transports"
 	"github.com/zishang520/engine.io/v2/types"
 )
@@ -32,7 +31,7 @@ const (
 // arrival order, on the goroutine that read it: a slow listener slows reading from that client),
 // "upgrade" when it moves to websocket, and "close" with a reason once.
 type Socket struct {
-	events.EventEmitter
+	emitter
 	srv *Server
 	id  string
 
@@ -40,7 +39,8 @@ type Socket struct {
 	remote  string
 	reqURL  *url.URL
 	secure  bool
-	headers http.Header
+	origin  []string    // the Origin header's values
+	headers http.Header // Options.KeepHeaders; nil when none is set
 
 	mu        sync.Mutex
 	state     int
@@ -82,26 +82,27 @@ type pollWait struct {
 }
 
 func newSocket(srv *Server, id string, r *http.Request) *Socket {
-	// Copies: the request's values share one array, which would keep every header alive.
-	h := http.Header{}
-	if o := r.Header.Values("Origin"); len(o) > 0 {
-		h["Origin"] = slices.Clone(o)
-	}
+	// Copies: the request's values share one array, which would keep every header alive. A
+	// header map is built only for the layer above, when it asks (Request).
+	var h http.Header
 	for _, k := range srv.opts.KeepHeaders {
 		if v := r.Header.Values(k); len(v) > 0 {
+			if h == nil {
+				h = http.Header{}
+			}
 			h[http.CanonicalHeaderKey(k)] = slices.Clone(v)
 		}
 	}
 	return &Socket{
-		EventEmitter: events.New(),
-		srv:          srv,
-		id:           id,
-		remote:       r.RemoteAddr,
-		reqURL:       keptURL(r),
-		secure:       r.TLS != nil,
-		headers:      h,
-		transport:    "polling",
-		nextPing:     time.Now().Add(srv.opts.PingInterval),
+		srv:       srv,
+		id:        id,
+		remote:    r.RemoteAddr,
+		reqURL:    keptURL(r),
+		secure:    r.TLS != nil,
+		origin:    slices.Clone(r.Header.Values("Origin")),
+		headers:   h,
+		transport: "polling",
+		nextPing:  time.Now().Add(srv.opts.PingInterval),
 	}
 }
 
@@ -149,7 +150,7 @@ func (s *Socket) Request() *types.HttpContext {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		r := (&http.Request{
-			Method: http.MethodGet, URL: s.reqURL, Header: s.headers,
+			Method: http.MethodGet, URL: s.reqURL, Header: s.header(),
 			RequestURI: s.reqURL.RequestURI(), RemoteAddr: s.remote,
 		}).WithContext(ctx)
 		if s.secure {
@@ -158,6 +159,18 @@ func (s *Socket) Request() *types.HttpContext {
 		s.ctx = types.NewHttpContext(noResponse{}, r)
 	}
 	return s.ctx
+}
+
+// header is the kept part of the handshake's headers.
+func (s *Socket) header() http.Header {
+	h := make(http.Header, len(s.headers)+1)
+	for k, v := range s.headers {
+		h[k] = v
+	}
+	if len(s.origin) > 0 {
+		h["Origin"] = s.origin
+	}
+	return h
 }
 
 // noResponse stands in for the handshake's ResponseWriter, long answered.
