@@ -19,6 +19,7 @@ import (
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
+	"golang.org/x/sys/unix"
 )
 
 // inboxMax is how many parsed messages a websocket may have waiting for delivery before
@@ -48,9 +49,12 @@ func (p *poller) conn(c *nbio.Conn, forget bool) *wsConn {
 	return ws
 }
 
-// maxUnsent is how much a websocket may leave unsent, when its client reads slower than the
-// server writes, before the connection is closed; WriteTimeout applies as well.
-func maxUnsent(maxPayload int) int { return max(4<<20, 4*maxPayload) }
+// maxUnsent is how much a websocket read through the poller may leave unsent, when its client
+// reads slower than the server writes, before the connection is closed. nbio checks it before
+// it tries to write, so it must hold the largest burst a healthy client is sent at once (a
+// resume's backlog). A client that stops reading stops answering pings too, and the ping
+// timeout ends it; nbio's write deadline is not used (it stays armed after its data left).
+func maxUnsent(maxPayload int) int { return max(16<<20, 16*maxPayload) }
 
 var nbioSetup sync.Once
 
@@ -90,7 +94,8 @@ func newPoller(srv *Server) (*poller, error) {
 }
 
 // attach gives ws to the poller; false leaves ws as it was (a TLS connection, say), to be read
-// by a goroutine of its own.
+// by a goroutine of its own. Once attach has taken the connection (true), a failure ends the
+// websocket.
 func (p *poller) attach(ws *wsConn) bool {
 	switch ws.conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
@@ -99,6 +104,8 @@ func (p *poller) attach(ws *wsConn) bool {
 	}
 	ws.rmu.Lock()
 	defer ws.rmu.Unlock()
+	// Writes wait under mu until the poller has the connection: nbio's connection cannot be
+	// written to before AddConn.
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
@@ -109,21 +116,27 @@ func (p *poller) attach(ws *wsConn) bool {
 		ws.mu.Unlock()
 		return false
 	}
-	ws.conn = nc
-	ws.mu.Unlock()
-
 	ws.parser = ws.sock.newParser(ws)
 	p.mu.Lock()
 	p.conns[nc] = ws
 	p.mu.Unlock()
+	if _, err := p.eng.AddConn(nc); err != nil {
+		// The original descriptor is gone: the websocket ends.
+		p.conn(nc, true)
+		_ = nc.Close()
+		ws.closed = true
+		ws.mu.Unlock()
+		p.endLocked(ws, err)
+		p.deliverLocked(ws)
+		return true
+	}
+	ws.conn, ws.polled = nc, true
+	ws.mu.Unlock()
+	// What the client sent before the handshake's answer comes first: the poller's first
+	// event waits for rmu.
 	if early := ws.early; early != nil {
 		ws.early = nil
 		p.parseLocked(ws, early)
-	}
-	if _, err := p.eng.AddConn(nc); err != nil {
-		p.conn(nc, true)
-		p.endLocked(ws, err)
-		p.deliverLocked(ws)
 	}
 	return true
 }
@@ -133,7 +146,15 @@ func (p *poller) attach(ws *wsConn) bool {
 func (p *poller) fill(ws *wsConn, buf []byte) {
 	ws.rmu.Lock()
 	defer ws.rmu.Unlock()
-	for !ws.ended && !ws.paused {
+	for !ws.ended {
+		if ws.paused {
+			// nbio closes a connection whose client has shut down its side right after this
+			// event: what the client sent is read now, or it would be lost.
+			if peerShutDown(ws.conn) {
+				p.drainLocked(ws, buf)
+			}
+			break
+		}
 		n, err := ws.conn.Read(buf)
 		if n > 0 {
 			p.parseLocked(ws, buf[:n])
@@ -149,6 +170,46 @@ func (p *poller) fill(ws *wsConn, buf []byte) {
 		}
 	}
 	p.deliverLocked(ws)
+}
+
+// drainLocked reads a paused connection whose client has shut down its side to its end, into
+// ws.stash (at most what the kernel holds: the client sends nothing more); the deliverer
+// parses it after the inbox.
+func (p *poller) drainLocked(ws *wsConn, buf []byte) {
+	for {
+		n, err := ws.conn.Read(buf)
+		if n > 0 {
+			ws.stash = append(ws.stash, buf[:n]...)
+		}
+		switch {
+		case errors.Is(err, syscall.EINTR):
+		case errors.Is(err, syscall.EAGAIN):
+			return
+		case err != nil || n == 0:
+			p.endLocked(ws, err)
+			return
+		}
+	}
+}
+
+// peerShutDown says whether the client of c has shut down its side (POLLRDHUP).
+func peerShutDown(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var down bool
+	_ = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+			down = fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
+		}
+	})
+	return down
 }
 
 // parseLocked parses b into ws's inbox; a protocol error ends reading.
@@ -215,6 +276,10 @@ func (p *poller) deliver(ws *wsConn) {
 	}()
 	for {
 		ws.rmu.Lock()
+		if stash := ws.stash; stash != nil {
+			ws.stash = nil
+			p.parseLocked(ws, stash)
+		}
 		batch, resume := ws.inbox, ws.paused
 		ws.inbox, ws.paused = nil, false
 		if len(batch) == 0 {

@@ -2,11 +2,14 @@ package engineio
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +31,10 @@ func TestGoroutineReads(t *testing.T) {
 		"EarlyFrame":       TestWebsocketEarlyFrame,
 		"LastWordsKept":    TestWebsocketLastMessageBeforeCloseKept,
 		"PollAfterUpgrade": TestPollRightAfterUpgradePacketIsRefused,
+		"ShutDownPaused":   TestPausedClientThatShutsDownLosesNothing,
+		"EarlyPing":        TestEarlyPingIsAnswered,
+		"LargeBurst":       TestLargeBurstThenIdle,
+		"NoDataAfterClose": TestNoDataAfterClose,
 	} {
 		t.Run(name, test)
 	}
@@ -204,5 +211,194 @@ func TestPollRightAfterUpgradePacketIsRefused(t *testing.T) {
 			t.Fatalf("after upgrade %q", m)
 		}
 		c.Close()
+	}
+}
+
+// A client that sends more than fills the inbox and then shuts down its side loses nothing:
+// the poller reads the rest before nbio closes the connection.
+func TestPausedClientThatShutsDownLosesNothing(t *testing.T) {
+	e := newEchoServer(t, Options{})
+	var mu sync.Mutex
+	got := 0
+	_ = e.eio.On("connection", func(a ...any) {
+		s := a[0].(*Socket)
+		_ = s.On("data", func(d ...any) {
+			time.Sleep(time.Millisecond) // slower than the client: reading pauses
+			mu.Lock()
+			got++
+			mu.Unlock()
+		})
+	})
+	addr := strings.TrimPrefix(strings.SplitN(e.url, "/engine.io", 2)[0], "http://")
+	const n = 100
+	for round := range 3 {
+		mu.Lock()
+		got = 0
+		mu.Unlock()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		req := "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		_, _ = conn.Write([]byte(req))
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		var all []byte
+		for i := range n {
+			all = append(all, maskedFrame(true, opText, []byte(fmt.Sprintf("4%03d%s", i, strings.Repeat("x", 4<<10))))...)
+		}
+		if _, err := conn.Write(all); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.(*net.TCPConn).CloseWrite()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			g := got
+			mu.Unlock()
+			if g == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d of %d delivered", round, g, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		conn.Close()
+		t.Logf("round %d: %d of %d delivered", round, n, n)
+	}
+}
+
+// rawWebsocket opens a websocket session by hand, sending extra right behind the request.
+func rawWebsocket(t *testing.T, e *echoServer, extra []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	addr := strings.TrimPrefix(strings.SplitN(e.url, "/engine.io", 2)[0], "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), extra...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return conn, br
+}
+
+// readFrame reads one unmasked server frame.
+func readFrame(t *testing.T, br *bufio.Reader) (op byte, payload []byte) {
+	t.Helper()
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	n := int(hdr[1] & 0x7F)
+	switch n {
+	case 126:
+		var ext [2]byte
+		_, _ = io.ReadFull(br, ext[:])
+		n = int(ext[0])<<8 | int(ext[1])
+	case 127:
+		var ext [8]byte
+		_, _ = io.ReadFull(br, ext[:])
+		n = int(binary.BigEndian.Uint64(ext[:]))
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatal(err)
+	}
+	return hdr[0] & 0x0F, payload
+}
+
+// A ping sent right behind the upgrade request is answered (it is parsed before the poller
+// has the connection).
+func TestEarlyPingIsAnswered(t *testing.T) {
+	e := newEchoServer(t, Options{})
+	_, br := rawWebsocket(t, e, maskedFrame(true, opPing, []byte("hi")))
+	got := map[byte]string{}
+	for len(got) < 2 {
+		op, p := readFrame(t, br)
+		got[op] = string(p)
+	}
+	if got[opPong] != "hi" || !strings.HasPrefix(got[opText], "0{") {
+		t.Fatalf("frames %q", got)
+	}
+}
+
+// A burst larger than the socket's buffers reaches a client that reads it, and the connection
+// then stays up past the write timeout while idle.
+func TestLargeBurstThenIdle(t *testing.T) {
+	e := New(Options{WriteTimeout: 300 * time.Millisecond, PingInterval: 10 * time.Second, NoPoller: goroutineReads})
+	hs := httptest.NewServer(e)
+	defer hs.Close()
+	defer e.Close()
+	conns := make(chan *Socket, 1)
+	_ = e.On("connection", func(a ...any) { conns <- a[0].(*Socket) })
+	c := dial(t, hs.URL+"/engine.io/?EIO=4&transport=websocket")
+	c.SetReadLimit(16 << 20)
+	read(t, c)
+	s := <-conns
+	big := strings.Repeat("b", 6<<20)
+	s.WriteString(big)
+	if _, m := read(t, c); len(m) != len(big)+1 {
+		t.Fatalf("burst of %d bytes arrived as %d", len(big)+1, len(m))
+	}
+	time.Sleep(800 * time.Millisecond)
+	s.WriteString("still")
+	if _, m := read(t, c); m != "4still" {
+		t.Fatalf("after idle: %q", m)
+	}
+}
+
+// Once a session is closed, nothing more of what its websocket had read is emitted.
+func TestNoDataAfterClose(t *testing.T) {
+	e := New(Options{NoPoller: goroutineReads})
+	hs := httptest.NewServer(e)
+	defer hs.Close()
+	defer e.Close()
+	var mu sync.Mutex
+	var log []string
+	_ = e.On("connection", func(a ...any) {
+		s := a[0].(*Socket)
+		n := 0
+		_ = s.On("data", func(d ...any) {
+			mu.Lock()
+			log = append(log, "data")
+			mu.Unlock()
+			if n++; n == 5 {
+				s.Close(true)
+			}
+		})
+		_ = s.On("close", func(...any) {
+			mu.Lock()
+			log = append(log, "close")
+			mu.Unlock()
+		})
+	})
+	c := dial(t, hs.URL+"/engine.io/?EIO=4&transport=websocket")
+	read(t, c)
+	var burst []byte
+	for i := range 200 {
+		burst = append(burst, maskedFrame(true, opText, []byte(fmt.Sprintf("4m%d", i)))...)
+	}
+	_ = c.UnderlyingConn().(*net.TCPConn).SetNoDelay(true)
+	if _, err := c.UnderlyingConn().Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(log, "close") })
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if i := slices.Index(log, "close"); i != len(log)-1 || i != 5 {
+		t.Fatalf("events %v: want 5 data, then close, then nothing", log)
 	}
 }

@@ -109,7 +109,7 @@ func (s *Socket) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		if s.poll == wait {
 			s.poll = nil
-			s.noop, s.noopSent = false, true
+			s.noop, s.noopSent = false, s.upgrading != nil // a failed probe has reset both
 			s.mu.Unlock()
 			writePayload(w, []byte{typeNoop})
 			return

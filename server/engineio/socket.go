@@ -327,9 +327,10 @@ func (s *Socket) flushLocked() {
 		err := ws.writePackets(batch)
 		s.mu.Lock()
 		if err != nil {
+			// The connection is closed now. Its reader ends the session once it has delivered
+			// what the client sent before (a client that closed may have sent a last word).
 			s.flushing = false
 			s.mu.Unlock()
-			s.finish("transport error", typeClose)
 			return
 		}
 	}

@@ -21,11 +21,13 @@ type wsConn struct {
 
 	mu     sync.Mutex
 	closed bool
+	polled bool // the poller has conn
 
 	// Reading through the poller (poller.go), under rmu.
 	rmu        sync.Mutex
 	parser     frameParser
 	inbox      []wsMessage // parsed, not yet delivered; nil when empty
+	stash      []byte      // read while paused from a client that shut down its side; not parsed yet
 	delivering bool        // a goroutine is delivering the inbox
 	paused     bool        // the inbox is full: reading waits for the deliverer
 	ended      bool        // nothing more is read
@@ -86,7 +88,9 @@ func (c *wsConn) writeLocked(b []byte) error {
 	if c.closed {
 		return net.ErrClosed
 	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	if !c.polled { // nbio's writes do not block (see maxUnsent)
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	}
 	_, err := c.conn.Write(b)
 	if err != nil {
 		c.closed = true
@@ -143,6 +147,7 @@ func (s *Socket) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.upgrading = ws
+	s.noop, s.noopSent = false, false
 	s.upgradeDeadline = time.Now().Add(s.srv.opts.UpgradeTimeout)
 	// Counted while the session is open: Close ends every session before it waits for the
 	// read loops.
@@ -218,8 +223,11 @@ func (s *Socket) onMessage(ws *wsConn) func(op byte, msg []byte) bool {
 			}
 		}
 		s.mu.Lock()
-		probing := s.upgrading == ws
+		probing, current := s.upgrading == ws, s.ws == ws && s.state != stateClosed
 		s.mu.Unlock()
+		if !probing && !current {
+			return false // the session ended or moved on: what is left of this websocket is dropped
+		}
 		if probing {
 			if !s.onProbePacket(ws, p) {
 				ws.closeWith(closeProtocol)
