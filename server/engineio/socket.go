@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/emitter"
 	parserpacket "github.com/zishang520/engine.io-go-parser/packet"
 	"github.com/zishang520/engine.io/v2/engine"
 	"github.com/zishang520/engine.io/v2/transports"
@@ -31,7 +32,7 @@ const (
 // arrival order, on the goroutine that read it: a slow listener slows reading from that client),
 // "upgrade" when it moves to websocket, and "close" with a reason once.
 type Socket struct {
-	emitter
+	emitter.Emitter
 	srv *Server
 	id  string
 

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/zishang520/engine.io/v2/events"
+	"github.com/switchboard-rtc/switchboard/internal/emitter"
 	"github.com/zishang520/engine.io/v2/types"
 	"github.com/zishang520/socket.io-go-parser/v2/parser"
 )
@@ -40,7 +40,7 @@ func (p *Parser) NewDecoder() parser.Decoder {
 	if limit <= 0 {
 		limit = DefaultMaxPending
 	}
-	return &Decoder{EventEmitter: events.New(), q: newQueue(limit)}
+	return &Decoder{q: newQueue(limit)}
 }
 
 // Event is what the decoder puts after the event name in an EVENT packet's data
@@ -76,8 +76,8 @@ func (e *Event) Done() {
 // Decoder decodes one connection's packets. The connection's reader calls Add; Add blocks
 // while the connection's queue is full.
 type Decoder struct {
-	events.EventEmitter
-	q *queue
+	emitter.Emitter // "decoded", to the Socket.IO layer
+	q               *queue
 
 	mu        sync.Mutex
 	binary    *parser.Packet // a binary packet waiting for its attachments

@@ -1,4 +1,9 @@
-package engineio
+// Package emitter is a small event emitter for the Socket.IO layer's per-connection objects
+// (an Engine.IO session, a packet decoder). The layer adds a few listeners to each and removes
+// them when it lets the connection go; they live in one slice here, where the library's
+// emitter (types.EventEmitter) keeps a concurrent map and a slice per event: about 1 KB per
+// idle connection each.
+package emitter
 
 import (
 	"reflect"
@@ -8,11 +13,10 @@ import (
 	"github.com/zishang520/engine.io/v2/types"
 )
 
-// emitter is a session's event emitter (types.EventEmitter). The Socket.IO layer adds three
-// listeners to each session ("data", "error", "close") and removes them when it lets the
-// session go; they live in one small slice here, where the library's emitter keeps a
-// concurrent map and a slice per event: about 1 KB per idle connection.
-type emitter struct {
+// Emitter is a types.EventEmitter with the library's semantics for what the Socket.IO layer
+// does with one: listeners in the order added, Once removed before its call, a listener removed
+// by its function's code (so a method value matches). The zero value is ready to use.
+type Emitter struct {
 	mu sync.Mutex
 	ls []listener
 }
@@ -24,7 +28,7 @@ type listener struct {
 	once bool
 }
 
-func (e *emitter) add(evt types.EventName, once bool, fns []types.Listener) {
+func (e *Emitter) add(evt types.EventName, once bool, fns []types.Listener) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, fn := range fns {
@@ -35,25 +39,25 @@ func (e *emitter) add(evt types.EventName, once bool, fns []types.Listener) {
 }
 
 // AddListener adds fns for evt; On is the same.
-func (e *emitter) AddListener(evt types.EventName, fns ...types.Listener) error {
+func (e *Emitter) AddListener(evt types.EventName, fns ...types.Listener) error {
 	e.add(evt, false, fns)
 	return nil
 }
 
-func (e *emitter) On(evt types.EventName, fns ...types.Listener) error {
+func (e *Emitter) On(evt types.EventName, fns ...types.Listener) error {
 	e.add(evt, false, fns)
 	return nil
 }
 
 // Once adds fns for evt, each removed before its first call.
-func (e *emitter) Once(evt types.EventName, fns ...types.Listener) error {
+func (e *Emitter) Once(evt types.EventName, fns ...types.Listener) error {
 	e.add(evt, true, fns)
 	return nil
 }
 
 // Emit calls evt's listeners in the order they were added, outside the lock (a listener may
 // add or remove listeners).
-func (e *emitter) Emit(evt types.EventName, args ...any) {
+func (e *Emitter) Emit(evt types.EventName, args ...any) {
 	var buf [4]types.Listener
 	fns := buf[:0]
 	e.mu.Lock()
@@ -76,7 +80,7 @@ func (e *emitter) Emit(evt types.EventName, args ...any) {
 }
 
 // EventNames lists the events that have listeners.
-func (e *emitter) EventNames() []types.EventName {
+func (e *Emitter) EventNames() []types.EventName {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var names []types.EventName
@@ -89,12 +93,12 @@ func (e *emitter) EventNames() []types.EventName {
 }
 
 // ListenerCount is the number of evt's listeners.
-func (e *emitter) ListenerCount(evt types.EventName) int {
+func (e *Emitter) ListenerCount(evt types.EventName) int {
 	return len(e.Listeners(evt))
 }
 
 // Listeners returns evt's listeners.
-func (e *emitter) Listeners(evt types.EventName) []types.Listener {
+func (e *Emitter) Listeners(evt types.EventName) []types.Listener {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var fns []types.Listener
@@ -107,7 +111,7 @@ func (e *emitter) Listeners(evt types.EventName) []types.Listener {
 }
 
 // RemoveListener removes the first of evt's listeners with fn's code.
-func (e *emitter) RemoveListener(evt types.EventName, fn types.Listener) bool {
+func (e *Emitter) RemoveListener(evt types.EventName, fn types.Listener) bool {
 	if fn == nil {
 		return false
 	}
@@ -124,7 +128,7 @@ func (e *emitter) RemoveListener(evt types.EventName, fn types.Listener) bool {
 }
 
 // RemoveAllListeners removes evt's listeners.
-func (e *emitter) RemoveAllListeners(evt types.EventName) bool {
+func (e *Emitter) RemoveAllListeners(evt types.EventName) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := len(e.ls)
@@ -133,17 +137,17 @@ func (e *emitter) RemoveAllListeners(evt types.EventName) bool {
 }
 
 // Clear removes every listener.
-func (e *emitter) Clear() {
+func (e *Emitter) Clear() {
 	e.mu.Lock()
 	e.ls = nil
 	e.mu.Unlock()
 }
 
 // Len is the number of events that have listeners.
-func (e *emitter) Len() int { return len(e.EventNames()) }
+func (e *Emitter) Len() int { return len(e.EventNames()) }
 
 // GetMaxListeners and SetMaxListeners are part of types.EventEmitter; there is no limit.
-func (e *emitter) GetMaxListeners() uint { return 0 }
-func (e *emitter) SetMaxListeners(uint)  {}
+func (e *Emitter) GetMaxListeners() uint { return 0 }
+func (e *Emitter) SetMaxListeners(uint)  {}
 
-var _ types.EventEmitter = (*emitter)(nil)
+var _ types.EventEmitter = (*Emitter)(nil)

@@ -1,4 +1,4 @@
-package engineio
+package emitter
 
 import (
 	"sync"
@@ -13,10 +13,10 @@ type recv struct{ got []string }
 func (r *recv) data(a ...any)  { r.got = append(r.got, "data:"+a[0].(string)) }
 func (r *recv) close(a ...any) { r.got = append(r.got, "close:"+a[0].(string)) }
 
-// The session's emitter behaves as the library's does for what the Socket.IO layer does with
+// The emitter behaves as the library's does for what the Socket.IO layer does with
 // it: listeners in order, Once once, removal by method value.
 func TestEmitter(t *testing.T) {
-	var e emitter
+	var e Emitter
 	r1, r2 := &recv{}, &recv{}
 	_ = e.On("data", r1.data)
 	_ = e.On("data", r2.data)
