@@ -15,40 +15,25 @@ import (
 	"unicode/utf8"
 )
 
+// The fields each fast path takes, by their index in these lists.
+var (
+	msgFields       = []string{"room", "seq", "to", "sdp", "candidate"}
+	candidateFields = []string{"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"}
+)
+
 // fastMsg decodes payload into a; false: use encoding/json.
 func fastMsg(payload []byte, a *msgArgs) bool {
-	var seen uint8
-	return scanObject(payload, func(key, val []byte) bool {
-		var bit uint8
-		switch string(key) {
-		case "room":
-			bit = 1
-		case "seq":
-			bit = 2
-		case "to":
-			bit = 4
-		case "sdp":
-			bit = 8
-		case "candidate":
-			bit = 16
-		default:
-			return false
-		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		var ok bool
-		switch bit {
-		case 1:
+	return scanFields(payload, msgFields, func(field int, val []byte) (ok bool) {
+		switch field {
+		case 0:
 			a.Room, ok = fastString(val)
-		case 2:
+		case 1:
 			a.Seq, ok = fastNumber(val)
-		case 4:
+		case 2:
 			a.To, ok = fastOptString(val)
-		case 8:
+		case 3:
 			a.SDP, ok = fastString(val)
-		case 16:
+		case 4:
 			if val[0] != '{' && !bytes.Equal(val, []byte("null")) {
 				return false
 			}
@@ -60,40 +45,40 @@ func fastMsg(payload []byte, a *msgArgs) bool {
 
 // fastCandidate decodes a candidate object into c; false: use encoding/json.
 func fastCandidate(payload []byte, c *candidateArgs) bool {
-	var seen uint8
-	return scanObject(payload, func(key, val []byte) bool {
-		var bit uint8
-		switch string(key) {
-		case "candidate":
-			bit = 1
-		case "sdpMid":
-			bit = 2
-		case "sdpMLineIndex":
-			bit = 4
-		case "usernameFragment":
-			bit = 8
-		default:
-			return false
-		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		var ok bool
-		switch bit {
-		case 1:
+	return scanFields(payload, candidateFields, func(field int, val []byte) (ok bool) {
+		switch field {
+		case 0:
 			c.Candidate, ok = fastOptString(val)
-		case 2:
+		case 1:
 			c.SDPMid, ok = fastOptString(val)
-		case 4:
+		case 2:
 			if bytes.Equal(val, []byte("null")) {
 				return true
 			}
 			c.SDPMLineIndex, ok = fastNumber(val)
-		case 8:
+		case 3:
 			c.UsernameFragment, ok = fastOptString(val)
 		}
 		return ok
+	})
+}
+
+// scanFields is scanObject for an object of the named fields only, each at most once (encoding/json
+// would match other spellings, and take the last of a repeated key): set is called with the
+// field's index in names.
+func scanFields(b []byte, names []string, set func(field int, val []byte) bool) bool {
+	var seen uint32
+	return scanObject(b, func(key, val []byte) bool {
+		for i, name := range names {
+			if string(key) == name {
+				if seen&(1<<i) != 0 {
+					return false
+				}
+				seen |= 1 << i
+				return set(i, val)
+			}
+		}
+		return false
 	})
 }
 
