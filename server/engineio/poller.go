@@ -146,48 +146,33 @@ func (p *poller) attach(ws *wsConn) bool {
 func (p *poller) fill(ws *wsConn, buf []byte) {
 	ws.rmu.Lock()
 	defer ws.rmu.Unlock()
-	for !ws.ended {
-		if ws.paused {
-			// nbio closes a connection whose client has shut down its side right after this
-			// event: what the client sent is read now, or it would be lost.
-			if peerShutDown(ws.conn) {
-				p.drainLocked(ws, buf)
-			}
-			break
-		}
-		n, err := ws.conn.Read(buf)
-		if n > 0 {
-			p.parseLocked(ws, buf[:n])
-		}
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if errors.Is(err, syscall.EAGAIN) {
-			break
-		}
-		if err != nil || n == 0 { // n == 0: the client closed its side, after what it sent
-			p.endLocked(ws, err)
-		}
+	if !ws.paused {
+		p.readLocked(ws, buf, func(b []byte) bool { p.parseLocked(ws, b); return !ws.paused })
+	}
+	if ws.paused && !ws.ended && peerShutDown(ws.conn) {
+		// nbio closes a connection whose client has shut down its side right after this
+		// event: what the client sent is read now, to its end, or it would be lost. It is at
+		// most what the kernel holds (the client sends nothing more); the deliverer parses it
+		// after the inbox.
+		p.readLocked(ws, buf, func(b []byte) bool { ws.stash = append(ws.stash, b...); return true })
 	}
 	p.deliverLocked(ws)
 }
 
-// drainLocked reads a paused connection whose client has shut down its side to its end, into
-// ws.stash (at most what the kernel holds: the client sends nothing more); the deliverer
-// parses it after the inbox.
-func (p *poller) drainLocked(ws *wsConn, buf []byte) {
-	for {
+// readLocked reads ws into buf, passing each chunk to take, until the socket has nothing more
+// (EAGAIN), reading ended, or take returned false; the end of the stream ends reading.
+func (p *poller) readLocked(ws *wsConn, buf []byte, take func([]byte) bool) {
+	for !ws.ended {
 		n, err := ws.conn.Read(buf)
-		if n > 0 {
-			ws.stash = append(ws.stash, buf[:n]...)
+		if n > 0 && !take(buf[:n]) {
+			return
 		}
 		switch {
 		case errors.Is(err, syscall.EINTR):
 		case errors.Is(err, syscall.EAGAIN):
 			return
-		case err != nil || n == 0:
+		case err != nil || n == 0: // n == 0: the client closed its side, after what it sent
 			p.endLocked(ws, err)
-			return
 		}
 	}
 }
