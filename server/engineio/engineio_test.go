@@ -28,10 +28,28 @@ type echoServer struct {
 // (Options.NoPoller), for TestGoroutineReads.
 var goroutineReads bool
 
-func newEchoServer(t *testing.T, opts Options) *echoServer {
+// newServer serves a server of opts on a loopback HTTP server until the test ends; url is its
+// Engine.IO path with EIO=4, for a "&transport=…" to follow.
+func newServer(t *testing.T, opts Options) (e *Server, url string) {
 	t.Helper()
 	opts.NoPoller = opts.NoPoller || goroutineReads
-	e := &echoServer{eio: New(opts)}
+	e = New(opts)
+	hs := httptest.NewServer(e)
+	t.Cleanup(func() { e.Close(); hs.Close() })
+	return e, hs.URL + "/engine.io/?EIO=4"
+}
+
+// sessions passes on each session e opens.
+func sessions(e *Server) <-chan *Socket {
+	conns := make(chan *Socket, 1)
+	_ = e.On("connection", func(a ...any) { conns <- a[0].(*Socket) })
+	return conns
+}
+
+func newEchoServer(t *testing.T, opts Options) *echoServer {
+	t.Helper()
+	e := &echoServer{}
+	e.eio, e.url = newServer(t, opts)
 	_ = e.eio.On("connection", func(a ...any) {
 		s := a[0].(*Socket)
 		_ = s.On("data", func(d ...any) {
@@ -48,9 +66,6 @@ func newEchoServer(t *testing.T, opts Options) *echoServer {
 			e.mu.Unlock()
 		})
 	})
-	hs := httptest.NewServer(e.eio)
-	e.url = hs.URL + "/engine.io/?EIO=4"
-	t.Cleanup(func() { e.eio.Close(); hs.Close() })
 	return e
 }
 
@@ -323,13 +338,9 @@ func TestCORS(t *testing.T) {
 
 // Writes that arrive while one is under way leave together; every message arrives, in order.
 func TestWebsocketWritesInOrder(t *testing.T) {
-	e := New(Options{})
-	hs := httptest.NewServer(e)
-	defer hs.Close()
-	defer e.Close()
-	conns := make(chan *Socket, 1)
-	_ = e.On("connection", func(a ...any) { conns <- a[0].(*Socket) })
-	c := dial(t, hs.URL+"/engine.io/?EIO=4&transport=websocket")
+	e, url := newServer(t, Options{})
+	conns := sessions(e)
+	c := dial(t, url+"&transport=websocket")
 	read(t, c)
 	s := <-conns
 	const n = 2000
@@ -361,13 +372,9 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // A session keeps of its handshake the URL, the peer and Origin, not the other headers.
 func TestHandshakeHeadersNotKept(t *testing.T) {
-	e := New(Options{})
-	hs := httptest.NewServer(e)
-	defer hs.Close()
-	defer e.Close()
-	conns := make(chan *Socket, 1)
-	_ = e.On("connection", func(a ...any) { conns <- a[0].(*Socket) })
-	req, _ := http.NewRequest("GET", hs.URL+"/engine.io/?EIO=4&transport=polling&x=1", nil)
+	e, url := newServer(t, Options{})
+	conns := sessions(e)
+	req, _ := http.NewRequest("GET", url+"&transport=polling&x=1", nil)
 	req.Header.Set("Origin", "https://a.example")
 	req.Header.Set("Cookie", "session=secret")
 	req.Header.Set("User-Agent", strings.Repeat("u", 500))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strings"
@@ -91,10 +90,7 @@ func TestPollerIdleWebsocketHoldsNoGoroutine(t *testing.T) {
 // (TCP pushes back) while another client's messages go on; once it takes them again, every
 // message arrives, in order.
 func TestPollerPausesASlowListener(t *testing.T) {
-	e := New(Options{})
-	hs := httptest.NewServer(e)
-	defer hs.Close()
-	defer e.Close()
+	e, url := newServer(t, Options{})
 	gate := make(chan struct{})
 	var mu sync.Mutex
 	got := map[string][]string{}
@@ -113,7 +109,6 @@ func TestPollerPausesASlowListener(t *testing.T) {
 			}
 		})
 	})
-	url := hs.URL + "/engine.io/?EIO=4"
 	cs := openWebsockets(t, url, 2)
 	slow, fast := cs[0], cs[1]
 
@@ -337,13 +332,9 @@ func TestEarlyPingIsAnswered(t *testing.T) {
 // A burst larger than the socket's buffers reaches a client that reads it, and the connection
 // then stays up past the write timeout while idle.
 func TestLargeBurstThenIdle(t *testing.T) {
-	e := New(Options{WriteTimeout: 300 * time.Millisecond, PingInterval: 10 * time.Second, NoPoller: goroutineReads})
-	hs := httptest.NewServer(e)
-	defer hs.Close()
-	defer e.Close()
-	conns := make(chan *Socket, 1)
-	_ = e.On("connection", func(a ...any) { conns <- a[0].(*Socket) })
-	c := dial(t, hs.URL+"/engine.io/?EIO=4&transport=websocket")
+	e, url := newServer(t, Options{WriteTimeout: 300 * time.Millisecond, PingInterval: 10 * time.Second})
+	conns := sessions(e)
+	c := dial(t, url+"&transport=websocket")
 	c.SetReadLimit(16 << 20)
 	read(t, c)
 	s := <-conns
@@ -361,10 +352,7 @@ func TestLargeBurstThenIdle(t *testing.T) {
 
 // Once a session is closed, nothing more of what its websocket had read is emitted.
 func TestNoDataAfterClose(t *testing.T) {
-	e := New(Options{NoPoller: goroutineReads})
-	hs := httptest.NewServer(e)
-	defer hs.Close()
-	defer e.Close()
+	e, url := newServer(t, Options{})
 	var mu sync.Mutex
 	var log []string
 	_ = e.On("connection", func(a ...any) {
@@ -384,7 +372,7 @@ func TestNoDataAfterClose(t *testing.T) {
 			mu.Unlock()
 		})
 	})
-	c := dial(t, hs.URL+"/engine.io/?EIO=4&transport=websocket")
+	c := dial(t, url+"&transport=websocket")
 	read(t, c)
 	var burst []byte
 	for i := range 200 {
