@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/clock"
 	"github.com/switchboard-rtc/switchboard/store"
 )
 
@@ -159,7 +160,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			s.log.Warn("webhook outbox unavailable", "err", err)
-			if !sleep(ctx, errWait) {
+			if !clock.Sleep(ctx, errWait) {
 				return ctx.Err()
 			}
 			errWait = min(2*errWait, 2*time.Second)
@@ -294,7 +295,7 @@ func (s *Sender) sendTo(ctx context.Context, ev store.Event, u string, body []by
 			return true
 		}
 		log.Debug("webhook attempt failed", "attempt", attempt+1, "result", result, "err", err, "retry_in", wait)
-		if !sleep(ctx, wait) {
+		if !clock.Sleep(ctx, wait) {
 			return false
 		}
 	}
@@ -352,15 +353,4 @@ func redact(u string) string {
 	}
 	p.User, p.RawQuery, p.Fragment = nil, "", ""
 	return p.String()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

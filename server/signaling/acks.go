@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/switchboard-rtc/switchboard/internal/clock"
 	"github.com/switchboard-rtc/switchboard/store"
 )
 
@@ -86,7 +87,7 @@ func (h *Hub) ackLoop(ctx context.Context) {
 			continue
 		}
 		// The store failed: try again later rather than in a tight loop.
-		sleep(ctx, h.cfg.ResendInterval)
+		clock.Sleep(ctx, h.cfg.ResendInterval)
 		select {
 		case h.acks.wake <- struct{}{}:
 		default:

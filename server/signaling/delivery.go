@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/clock"
 	"github.com/switchboard-rtc/switchboard/store"
 )
 
@@ -129,7 +130,7 @@ func (h *Hub) listenLoop(ctx context.Context) {
 		if time.Since(start) > 10*time.Second {
 			backoff = 50 * time.Millisecond
 		}
-		if !sleep(ctx, backoff) {
+		if !clock.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(backoff*2, 5*time.Second)
@@ -234,7 +235,7 @@ func (h *Hub) renewHold() time.Duration {
 func (h *Hub) renewLoop(ctx context.Context) {
 	wait := h.cfg.RenewInterval
 	for {
-		if !sleep(ctx, wait) {
+		if !clock.Sleep(ctx, wait) {
 			return
 		}
 		wait = h.cfg.RenewInterval
@@ -259,16 +260,5 @@ func (h *Hub) renewLoop(ctx context.Context) {
 		if err != nil {
 			wait = h.cfg.SweepInterval
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
