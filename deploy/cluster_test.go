@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/metricstest"
+	"github.com/switchboard-rtc/switchboard/internal/redistest"
 	"github.com/switchboard-rtc/switchboard/internal/sioclient"
 )
 
@@ -91,7 +92,7 @@ func (p *proc) stop(t *testing.T) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 	if t.Failed() {
-		t.Logf("--- end of %s log:\n%s", p.name, tail(p.log, 30))
+		t.Logf("--- end of %s log:\n%s", p.name, redistest.Tail(p.log, 30))
 	}
 }
 
@@ -102,15 +103,6 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // lookBins finds the programs the cluster needs. A missing one fails the test: .ci/run
@@ -172,7 +164,7 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, p *proc, ok fun
 	deadline := time.Now().Add(timeout)
 	for !ok() {
 		if p != nil && p.exited() {
-			t.Fatalf("%s exited while waiting for %s:\n%s", p.name, what, tail(p.log, 30))
+			t.Fatalf("%s exited while waiting for %s:\n%s", p.name, what, redistest.Tail(p.log, 30))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -59,7 +59,7 @@ func startNode(tb testing.TB, dir, name string, port int, conf []string, args ..
 	tb.Cleanup(func() {
 		n.Kill()
 		if tb.Failed() {
-			tb.Logf("--- end of %s log:\n%s", name, tail(n.log, 15))
+			tb.Logf("--- end of %s log:\n%s", name, Tail(n.log, 15))
 		}
 	})
 	return n
@@ -152,7 +152,9 @@ func redisServer(tb testing.TB) string {
 	return p
 }
 
-func tail(path string, n int) string {
+// Tail returns the last n lines of the file at path (of a process's log, for a failure
+// message); "" when it cannot be read.
+func Tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
